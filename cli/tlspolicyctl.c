@@ -1,0 +1,144 @@
+/*
+ * tlspolicyctl - check, explain and show the host's TLS policy for mail
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "policy.h"
+
+const struct ctl_verb ctl_verbs[] = {
+	{ "validate", ctl_validate, "[-c FILE] [--strict] [--json]",
+	  "check a policy and its drop-ins without publishing it",
+	  "Checks FILE (default: $TLSPOLICY_CONF or " TP_SYSCONFDIR "/tlspolicy/tlspolicy.conf)\n"
+	  "and the drop-ins in tlspolicy.d/ beside it. Every problem is reported as\n"
+	  "FILE:LINE: error|warning: [section] key: what is wrong; what to do\n"
+	  "\n"
+	  "  -c, --config FILE  the policy file to check\n"
+	  "      --strict       warnings fail the check too\n"
+	  "      --json         print the diagnostics as a JSON list of objects\n"
+	  "\n"
+	  "Exit: 0 valid, 1 invalid (or warnings with --strict), 2 usage.\n"
+	  "Works as an Ansible check: validate: tlspolicyctl validate -c %s\n" },
+	{ "show", ctl_show, "[-c FILE] [--json] [--ciphers]",
+	  "print the effective policy, each value with the file:line it came from",
+	  "Prints [global] and every [port] section with all keys in effect, in INI form\n"
+	  "that reads back as the same policy; a comment gives each value's source\n"
+	  "(FILE:LINE, default, or the profile) and each port's resolved suites.\n"
+	  "\n"
+	  "  -c, --config FILE  the policy file to read\n"
+	  "      --json         print it as JSON\n"
+	  "      --ciphers      list the suites the installed wolfSSL offers, their\n"
+	  "                     classes and the profiles that allow them\n"
+	  "\n"
+	  "Exit: 0, 1 if the policy has errors, 2 usage.\n" },
+	{ "explain", ctl_explain, "[-c FILE] [--address ADDR] PORT",
+	  "say in plain words what a client must do on a port, and why",
+	  "Explains the rule for local PORT: what a client must do there, which mail\n"
+	  "client setting matches (\"SSL/TLS\" for implicit TLS, \"STARTTLS\" for the\n"
+	  "upgrade), which TLS versions and suites are accepted, and why.\n"
+	  "\n"
+	  "  -c, --config FILE   the policy file to read\n"
+	  "      --address ADDR  the local address, where the policy has per-address sections\n"
+	  "\n"
+	  "Exit: 0 the port is managed, 1 not managed or the policy has errors, 2 usage.\n" },
+};
+const unsigned ctl_verb_count = sizeof(ctl_verbs) / sizeof(ctl_verbs[0]);
+
+static const struct ctl_verb *find_verb(const char *name)
+{
+	for (unsigned i = 0; i < ctl_verb_count; i++)
+		if (strcmp(ctl_verbs[i].name, name) == 0)
+			return &ctl_verbs[i];
+	return NULL;
+}
+
+int ctl_usage(const char *verb)
+{
+	const struct ctl_verb *v = find_verb(verb);
+
+	if (v != NULL)
+		fprintf(stderr, "usage: tlspolicyctl %s %s\n"
+			"Try 'tlspolicyctl %s --help'.\n", v->name, v->usage, v->name);
+	return EXIT_USAGE;
+}
+
+int ctl_wants_help(int argc, char **argv)
+{
+	const struct ctl_verb *v = find_verb(argv[0]);
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: tlspolicyctl %s %s\n%s\n\n%s", v->name, v->usage,
+			       v->summary, v->help);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+struct tp_policy *ctl_load(const char *path, unsigned flags)
+{
+	struct tp_diags *d = tp_diags_new();
+	struct tp_policy *p;
+
+	if (d == NULL) {
+		fprintf(stderr, "tlspolicyctl: out of memory\n");
+		return NULL;
+	}
+	p = tp_policy_load(path ? path : tp_policy_default_path(), flags, d);
+	for (size_t i = 0; i < tp_diags_len(d); i++) {
+		char *line = tp_diag_format(tp_diags_get(d, i));
+
+		fprintf(stderr, "%s\n", line ? line : "tlspolicyctl: out of memory");
+		free(line);
+	}
+	if (p == NULL)
+		fprintf(stderr, "tlspolicyctl: the policy has errors; run 'tlspolicyctl validate' after fixing them\n");
+	tp_diags_free(&d);
+	return p;
+}
+
+static void usage_all(FILE *f)
+{
+	fprintf(f, "usage: tlspolicyctl VERB [OPTIONS]\n\n"
+		"One TLS policy for the host's mail daemons.\n\nVerbs:\n");
+	for (unsigned i = 0; i < ctl_verb_count; i++)
+		fprintf(f, "  %-9s %s\n", ctl_verbs[i].name, ctl_verbs[i].summary);
+	fprintf(f, "\n'tlspolicyctl VERB --help' describes a verb; tlspolicyctl(8) and\n"
+		"tlspolicy.conf(5) describe the rest.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const struct ctl_verb *v;
+
+	if (argc < 2) {
+		usage_all(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage_all(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("tlspolicyctl %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	v = find_verb(argv[1]);
+	if (v == NULL) {
+		fprintf(stderr, "tlspolicyctl: unknown verb \"%s\"\n", argv[1]);
+		usage_all(stderr);
+		return EXIT_USAGE;
+	}
+	if (ctl_wants_help(argc - 1, argv + 1))
+		return 0;
+	return v->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,152 @@
+/*
+ * certcheck.c - certificate and key checks with wolfSSL
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "certcheck.h"
+#include "diag.h"
+#include "keys.h"
+
+static void say(struct tp_diags *d, enum tp_severity sev,
+		const struct tp_where *w, const char *key, const char *path,
+		const char *what)
+{
+	tp_diags_add(d, sev, w->file, w->line, w->section, key, path, "%s", what);
+}
+
+/* readable_file - 0 if path is a regular file we can open; else reported */
+static int readable_file(const char *path, const struct tp_where *w,
+			 const char *key, const char *what, struct tp_diags *d)
+{
+	struct stat st;
+	FILE *f;
+	char msg[1024];
+
+	const char *reason = NULL;
+
+	if (stat(path, &st) < 0)
+		reason = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		reason = "not a regular file";
+	if (reason != NULL) {
+		snprintf(msg, sizeof(msg), "cannot read %s \"%s\": %s; %s",
+			 what, path, reason,
+			 strcmp(key, "certificate") == 0 ?
+			 "point it at the PEM certificate chain (Debian's ssl-cert package makes /etc/ssl/certs/ssl-cert-snakeoil.pem)" :
+			 "point it at the PEM private key (Debian's ssl-cert package makes /etc/ssl/private/ssl-cert-snakeoil.key)");
+		say(d, TP_ERROR, w, key, path, msg);
+		return -1;
+	}
+	f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(msg, sizeof(msg), "cannot read %s \"%s\": %s; run the check as root, or as the user tlspolicyd loads keys as",
+			 what, path, strerror(errno));
+		say(d, TP_ERROR, w, key, path, msg);
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* check_expiry - error if expired, warning if close */
+static void check_expiry(const char *cert, const struct tp_where *cw,
+			 struct tp_diags *d)
+{
+	WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_file(cert, WOLFSSL_FILETYPE_PEM);
+	const WOLFSSL_ASN1_TIME *na;
+	struct tm tm;
+	char date[32], msg[512];
+	time_t end, now = time(NULL);
+	long days;
+
+	if (x == NULL)
+		return;
+	na = wolfSSL_X509_get_notAfter(x);
+	if (na == NULL || wolfSSL_ASN1_TIME_to_tm(na, &tm) != WOLFSSL_SUCCESS) {
+		wolfSSL_X509_free(x);
+		return;
+	}
+	wolfSSL_X509_free(x);
+	end = timegm(&tm);
+	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	days = (long)((end - now) / 86400);
+	if (end <= now) {
+		snprintf(msg, sizeof(msg), "\"%s\" expired on %s; clients will refuse it: renew the certificate",
+			 cert, date);
+		say(d, TP_ERROR, cw, "certificate", cert, msg);
+	} else if (days < TP_CERT_WARN_DAYS) {
+		snprintf(msg, sizeof(msg), "\"%s\" expires on %s (in %ld days); renew it before then",
+			 cert, date, days);
+		say(d, TP_WARNING, cw, "certificate", cert, msg);
+	}
+}
+
+/* key_mode_ok - a key others can read is a key others can use */
+static int key_mode_ok(const char *key, const struct tp_where *kw,
+		       struct tp_diags *d)
+{
+	struct stat st;
+	char msg[1024];
+
+	if (stat(key, &st) < 0)
+		return -1;
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) == 0)
+		return 0;
+	snprintf(msg, sizeof(msg), "\"%s\" is readable by every user on this host (mode %04o), so anyone here can impersonate this server; run: chmod 600 %s (or chmod 640 with group ssl-cert)",
+		 key, (unsigned)(st.st_mode & 07777), key);
+	say(d, TP_ERROR, kw, "private_key", key, msg);
+	return -1;
+}
+
+void tp_cert_check(const char *cert, const struct tp_where *cw,
+		   const char *key, const struct tp_where *kw,
+		   struct tp_diags *d)
+{
+	WOLFSSL_CTX *ctx;
+	int cert_ok, key_ok;
+	char msg[1024];
+
+	cert_ok = readable_file(cert, cw, "certificate", "the certificate", d) == 0;
+	key_ok = readable_file(key, kw, "private_key", "the private key", d) == 0;
+	if (key_ok)
+		key_ok = key_mode_ok(key, kw, d) == 0;
+	if (!cert_ok && !key_ok)
+		return;
+	wolfSSL_Init();
+	ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+	if (ctx == NULL) {
+		say(d, TP_ERROR, cw, "certificate", cert, "wolfSSL could not start; out of memory?");
+		wolfSSL_Cleanup();
+		return;
+	}
+	if (cert_ok && wolfSSL_CTX_use_certificate_chain_file(ctx, cert) != WOLFSSL_SUCCESS) {
+		snprintf(msg, sizeof(msg), "\"%s\" is not a PEM certificate chain wolfSSL can load; it must start with -----BEGIN CERTIFICATE-----, server certificate first",
+			 cert);
+		say(d, TP_ERROR, cw, "certificate", cert, msg);
+		cert_ok = 0;
+	}
+	if (cert_ok)
+		check_expiry(cert, cw, d);
+	if (key_ok && wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		snprintf(msg, sizeof(msg), "\"%s\" is not a PEM private key wolfSSL can load (an encrypted key cannot be used: tlspolicyd starts unattended)",
+			 key);
+		say(d, TP_ERROR, kw, "private_key", key, msg);
+		key_ok = 0;
+	}
+	if (cert_ok && key_ok && wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+		snprintf(msg, sizeof(msg), "\"%s\" does not match the certificate \"%s\"; use the key the certificate was issued for",
+			 key, cert);
+		say(d, TP_ERROR, kw, "private_key", key, msg);
+	}
+	wolfSSL_CTX_free(ctx);
+	wolfSSL_Cleanup();
+}

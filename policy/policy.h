@@ -1,0 +1,105 @@
+/*
+ * policy.h - the tlspolicy policy: load, check, resolve a port to its rule
+ *
+ * One library reads a policy for tlspolicyctl, the shim and tlspolicyd, so
+ * all three read a file the same way.  A policy is the main file plus the
+ * drop-ins in tlspolicy.d/ beside it, merged in lexical order (later keys
+ * override earlier ones).  Loading collects every problem into a
+ * struct tp_diags and returns a policy only if there was no error.
+ */
+#ifndef TP_POLICY_H
+#define TP_POLICY_H
+
+#include <stddef.h>
+
+#include "ciphers.h"
+#include "diag.h"
+#include "keys.h"
+
+/* the values of the enumerated keys, in the order of their tables */
+enum tp_protocol { TP_PROTO_SMTP, TP_PROTO_IMAP, TP_PROTO_POP3 };
+enum tp_tls_mode { TP_TLS_IMPLICIT, TP_TLS_STARTTLS, TP_TLS_OPPORTUNISTIC, TP_TLS_REFUSE };
+enum tp_tls_by { TP_BY_MODULE, TP_BY_DAEMON };
+enum tp_enforce { TP_ENFORCE_YES, TP_ENFORCE_AUDIT };
+
+/*
+ * A port's rule, resolved: the port's section over [global] over the
+ * defaults.  Owned by the policy; valid while the policy lives.
+ */
+struct tp_rule {
+	const char *section;		/* "port 587", "port 127.0.0.1:587" */
+	int port;
+	const char *address;		/* canonical local address, NULL: any */
+	enum tp_protocol protocol;
+	enum tp_tls_mode tls;
+	enum tp_tls_by tls_by;
+	enum tp_enforce enforce;
+	const struct tp_profile *profile;
+	enum tp_version min_version;
+	const char *tls12_suites;	/* wolfSSL cipher list for TLS <= 1.2; "" if none */
+	const char *tls13_suites;	/* wolfSSL cipher list for TLS 1.3; "" if none */
+	unsigned ban_classes;		/* TP_CLASS_* bits banned by ban_ciphers */
+	const char *certificate;	/* absolute path, NULL if not set */
+	const char *private_key;	/* absolute path, NULL if not set */
+	int handshake_timeout;		/* seconds */
+	int refuse_alt_port;		/* tls = refuse: the port to name; 0 if none */
+};
+
+struct tp_policy;
+
+/* load flags */
+enum {
+	/* check certificates and keys (validate, tlspolicyd); the shim
+	 * runs inside mail daemons and never reads keys */
+	TP_LOAD_CHECK_FILES = 1 << 0,
+};
+
+/*
+ * tp_policy_default_path - $TLSPOLICY_CONF, else the installed
+ * /etc/tlspolicy/tlspolicy.conf
+ */
+const char *tp_policy_default_path(void);
+
+/*
+ * tp_policy_load - read path and the drop-ins beside it.  Every error and
+ * warning goes to diags, sorted by file and line.  Returns the policy if
+ * there was no error, NULL otherwise (or on allocation failure, which is
+ * then in diags too).  Free with tp_policy_free().
+ */
+struct tp_policy *tp_policy_load(const char *path, unsigned flags,
+				 struct tp_diags *diags);
+
+void tp_policy_free(struct tp_policy **p);
+
+/* the files read, main file first */
+size_t tp_policy_file_count(const struct tp_policy *p);
+const char *tp_policy_file(const struct tp_policy *p, size_t i);
+
+/* the port rules, in the order their sections were first seen */
+size_t tp_policy_rule_count(const struct tp_policy *p);
+const struct tp_rule *tp_policy_rule(const struct tp_policy *p, size_t i);
+
+/*
+ * tp_policy_lookup - the rule for a local port and address (address as
+ * text, canonical or not; NULL for any).  A section naming the address
+ * wins over one naming only the port.  NULL: the port is not managed.
+ */
+const struct tp_rule *tp_policy_lookup(const struct tp_policy *p, int port,
+				       const char *address);
+
+/*
+ * tp_policy_value - the effective value of a key for a rule (NULL rule:
+ * [global]) as text, and where it came from in *source_r: "FILE:LINE",
+ * "default" or "profile NAME".  NULL if the key has no value there.
+ */
+const char *tp_policy_value(const struct tp_policy *p,
+			    const struct tp_rule *rule, enum tp_key_id key,
+			    const char **source_r);
+
+/* tp_policy_relay_socket - "@tlspolicy" or the [global] relay_socket */
+const char *tp_policy_relay_socket(const struct tp_policy *p);
+
+const char *tp_protocol_name(enum tp_protocol p);
+const char *tp_tls_mode_name(enum tp_tls_mode m);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * util.c - small string helpers
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+int tp_streq_null(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+char *tp_strdup_null(const char *s)
+{
+	return s == NULL ? NULL : strdup(s);
+}
+
+static size_t min3(size_t a, size_t b, size_t c)
+{
+	size_t m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
+size_t tp_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t *d, r;
+
+	/* the words compared are config keys and values: short */
+	if (la > 64 || lb > 64)
+		return (size_t)-1;
+	d = calloc((la + 1) * (lb + 1), sizeof(*d));
+	if (d == NULL)
+		return (size_t)-1;
+#define D(i, j) d[(i) * (lb + 1) + (j)]
+	for (size_t i = 0; i <= la; i++)
+		D(i, 0) = i;
+	for (size_t j = 0; j <= lb; j++)
+		D(0, j) = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			int ca = tolower((unsigned char)a[i - 1]);
+			int cb = tolower((unsigned char)b[j - 1]);
+			size_t cost = ca != cb;
+
+			D(i, j) = min3(D(i - 1, j) + 1, D(i, j - 1) + 1,
+				       D(i - 1, j - 1) + cost);
+			if (i > 1 && j > 1 &&
+			    ca == tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) == cb &&
+			    D(i - 2, j - 2) + 1 < D(i, j))
+				D(i, j) = D(i - 2, j - 2) + 1;
+		}
+	}
+	r = D(la, lb);
+#undef D
+	free(d);
+	return r;
+}
+
+const char *tp_suggest(const char *word, const char *const *candidates,
+		       size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = (size_t)-1, len = strlen(word);
+	/* one edit for short words, up to a third of the word for long ones */
+	size_t limit = len <= 4 ? 1 : len / 3 < 2 ? 2 : len / 3;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t dist = tp_edit_distance(word, candidates[i]);
+
+		if (dist < best_d) {
+			best_d = dist;
+			best = candidates[i];
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
+
+static void buf_reserve(struct tp_buf *b, size_t more)
+{
+	size_t cap;
+	char *s;
+
+	if (b->oom || b->len + more + 1 <= b->cap)
+		return;
+	cap = b->cap ? b->cap : 128;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	s = realloc(b->s, cap);
+	if (s == NULL) {
+		b->oom = 1;
+		return;
+	}
+	b->s = s;
+	b->cap = cap;
+}
+
+void tp_buf_add(struct tp_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	buf_reserve(b, n);
+	if (b->oom)
+		return;
+	memcpy(b->s + b->len, s, n + 1);
+	b->len += n;
+}
+
+void tp_buf_addf(struct tp_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = 1;
+		return;
+	}
+	tp_buf_add(b, s);
+	free(s);
+}
+
+void tp_buf_free(struct tp_buf *b)
+{
+	free(b->s);
+	*b = (struct tp_buf){ 0 };
+}
