@@ -36,11 +36,14 @@ static void print_suites(const char *label, const char *list)
 static void show_section_ini(const struct tp_policy *p, const struct tp_rule *rule)
 {
 	printf("\n[%s]\n", rule ? rule->section : "global");
-	for (int k = 0; k < TP_KEY_COUNT; k++) {
+	/* a port's own keys (protocol, tls) first, then the inheritable ones */
+	for (int i = 0; i < 2 * TP_KEY_COUNT; i++) {
+		int k = i % TP_KEY_COUNT;
 		const char *src, *v;
 		char line[4200];
 
-		if (!key_in(&tp_keys[k], rule))
+		if (!key_in(&tp_keys[k], rule) ||
+		    (tp_keys[k].scope == TP_SCOPE_PORT) != (i < TP_KEY_COUNT))
 			continue;
 		v = tp_policy_value(p, rule, k, &src);
 		if (v == NULL) {

@@ -90,6 +90,13 @@ static int classify(struct tp_ini *ini, size_t *cap, char *text, int line,
 	if (s[0] == '[' && s[len - 1] == ']') {
 		char *end = strchr(s + 1, ']');
 
+		/* iniparser ends a section name at its first "]" */
+		if (end != s + len - 1) {
+			tp_diags_add(d, TP_ERROR, path, line, NULL, NULL, s,
+				     "syntax error: a section name ends at its first \"]\", so \"%s\" cannot be read; write IPv6 addresses without brackets, e.g. [port ::1:993]",
+				     s);
+			return -1;
+		}
 		*end = '\0';
 		snprintf(section, section_size, "%s", strip(s + 1));
 		lower(section);

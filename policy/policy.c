@@ -37,7 +37,7 @@ struct setting {
 };
 
 struct section {
-	char *name;		/* canonical: "global", "port 587", "port [::1]:587" */
+	char *name;		/* canonical: "global", "port 587", "port ::1:587" */
 	int global;
 	int port;
 	char *address;		/* canonical text, NULL for any */
@@ -80,28 +80,21 @@ const char *tp_tls_mode_name(enum tp_tls_mode m)
 /* --- sections ----------------------------------------------------------- */
 
 /*
- * parse_port_spec - "587", "127.0.0.1:587", "[::1]:587", "*:587" into a port
- * and canonical address (NULL for any).  Returns NULL on success, else
- * what is wrong.
+ * parse_port_spec - "587", "127.0.0.1:587", "::1:587", "*:587" into a port
+ * and canonical address (NULL for any).  The port is what follows the last
+ * colon, so an IPv6 address needs no brackets (iniparser could not read
+ * them inside a section name).  Returns NULL on success, else what is wrong.
  */
 static const char *parse_port_spec(const char *spec, int *port_r, char **addr_r)
 {
 	char host[INET6_ADDRSTRLEN + 2] = "", canon[INET6_ADDRSTRLEN];
-	const char *portstr = spec, *colon;
+	const char *portstr = spec, *colon = strrchr(spec, ':');
 	unsigned char bin[sizeof(struct in6_addr)];
 	char *end;
 	long port;
 
 	*addr_r = NULL;
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-
-		if (close == NULL || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
-			return "an IPv6 address is written [ADDRESS]:PORT, e.g. [port [::1]:587]";
-		memcpy(host, spec + 1, (size_t)(close - spec - 1));
-		host[close - spec - 1] = '\0';
-		portstr = close + 2;
-	} else if ((colon = strrchr(spec, ':')) != NULL) {
+	if (colon != NULL) {
 		if ((size_t)(colon - spec) >= sizeof(host))
 			return "the address is too long";
 		memcpy(host, spec, (size_t)(colon - spec));
@@ -111,7 +104,7 @@ static const char *parse_port_spec(const char *spec, int *port_r, char **addr_r)
 	errno = 0;
 	port = strtol(portstr, &end, 10);
 	if (portstr[0] == '\0' || *end != '\0' || !isdigit((unsigned char)portstr[0]))
-		return "the port must be a number, e.g. [port 587] or [port 127.0.0.1:587]";
+		return "the port must be a number, e.g. [port 587], [port 127.0.0.1:587] or [port ::1:587]";
 	if (errno != 0 || port < 1 || port > 65535)
 		return "the port must be between 1 and 65535";
 	*port_r = (int)port;
@@ -121,10 +114,8 @@ static const char *parse_port_spec(const char *spec, int *port_r, char **addr_r)
 		inet_ntop(AF_INET, bin, canon, sizeof(canon));
 	else if (inet_pton(AF_INET6, host, bin) == 1)
 		inet_ntop(AF_INET6, bin, canon, sizeof(canon));
-	else if (strchr(host, ':') != NULL && spec[0] != '[')
-		return "an IPv6 address is written in brackets, e.g. [port [::1]:587]";
 	else
-		return "the address must be a numeric IPv4 or IPv6 address (host names are not looked up)";
+		return "the address must be a numeric IPv4 or IPv6 address (host names are not looked up), e.g. [port 127.0.0.1:587] or [port ::1:587]";
 	*addr_r = strdup(canon);
 	return *addr_r == NULL ? "out of memory" : NULL;
 }
@@ -136,8 +127,6 @@ static char *section_name(int port, const char *addr)
 
 	if (addr == NULL)
 		n = asprintf(&s, "port %d", port);
-	else if (strchr(addr, ':') != NULL)
-		n = asprintf(&s, "port [%s]:%d", addr, port);
 	else
 		n = asprintf(&s, "port %s:%d", addr, port);
 	return n < 0 ? NULL : s;

@@ -27,7 +27,7 @@ enum tp_enforce { TP_ENFORCE_YES, TP_ENFORCE_AUDIT };
  * defaults.  Owned by the policy; valid while the policy lives.
  */
 struct tp_rule {
-	const char *section;		/* "port 587", "port 127.0.0.1:587" */
+	const char *section;		/* "port 587", "port 127.0.0.1:587", "port ::1:587" */
 	int port;
 	const char *address;		/* canonical local address, NULL: any */
 	enum tp_protocol protocol;
