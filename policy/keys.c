@@ -255,9 +255,14 @@ static int check_enum(const struct tp_key *k, const char *value,
 	}
 	for (size_t i = 0; k->hints != NULL && k->hints[i].word != NULL; i++) {
 		if (strcasecmp(value, k->hints[i].word) == 0) {
-			tp_diags_add(d, TP_ERROR, w->file, w->line, w->section,
-				     k->name, value, "\"%s\" is not a value here: %s",
-				     value, k->hints[i].say);
+			/* a hint that starts by quoting the word stands alone */
+			if (k->hints[i].say[0] == '"')
+				tp_diags_add(d, TP_ERROR, w->file, w->line, w->section,
+					     k->name, value, "%s", k->hints[i].say);
+			else
+				tp_diags_add(d, TP_ERROR, w->file, w->line, w->section,
+					     k->name, value, "\"%s\" is not a value for %s; %s",
+					     value, k->name, k->hints[i].say);
 			return -1;
 		}
 	}

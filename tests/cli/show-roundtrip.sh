@@ -72,7 +72,7 @@ then ok "show --json names sources and resolved suites"; else fail "show --json 
 # show refuses an invalid policy, with the diagnostics
 printf '[port 587]\nprotocol = smtp\ntls = tls\n' > "$tmp/bad.conf"
 run 1 "show an invalid policy" "$TLSPOLICYCTL" show -c "$tmp/bad.conf"
-has "$tmp/err" 'bad.conf:3: error: [port 587] tls: "tls" is not a value here' "show prints the error"
+has "$tmp/err" 'bad.conf:3: error: [port 587] tls: "tls" is ambiguous' "show prints the error"
 
 run 0 "show --ciphers" "$TLSPOLICYCTL" show --ciphers
 has "$tmp/out" 'ECDHE-RSA-RC4-SHA' "the RC4 suite wolfSSL offers is listed"
