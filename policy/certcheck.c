@@ -15,6 +15,7 @@
 #include "certcheck.h"
 #include "diag.h"
 #include "keys.h"
+#include "util.h"
 
 static void say(struct tp_diags *d, enum tp_severity sev,
 		const struct tp_where *w, const char *key, const char *path,
@@ -29,17 +30,19 @@ static int readable_file(const char *path, const struct tp_where *w,
 {
 	struct stat st;
 	FILE *f;
-	char msg[1024];
+	char msg[6000];
 
 	const char *reason = NULL;
+	char shown[4096];
 
+	tp_path_display(path, shown, sizeof(shown));
 	if (stat(path, &st) < 0)
 		reason = strerror(errno);
 	else if (!S_ISREG(st.st_mode))
 		reason = "not a regular file";
 	if (reason != NULL) {
 		snprintf(msg, sizeof(msg), "cannot read %s \"%s\": %s; %s",
-			 what, path, reason,
+			 what, shown, reason,
 			 strcmp(key, "certificate") == 0 ?
 			 "point it at the PEM certificate chain (Debian's ssl-cert package makes /etc/ssl/certs/ssl-cert-snakeoil.pem)" :
 			 "point it at the PEM private key (Debian's ssl-cert package makes /etc/ssl/private/ssl-cert-snakeoil.key)");
@@ -49,7 +52,7 @@ static int readable_file(const char *path, const struct tp_where *w,
 	f = fopen(path, "r");
 	if (f == NULL) {
 		snprintf(msg, sizeof(msg), "cannot read %s \"%s\": %s; run the check as root, or as the user tlspolicyd loads keys as",
-			 what, path, strerror(errno));
+			 what, shown, strerror(errno));
 		say(d, TP_ERROR, w, key, path, msg);
 		return -1;
 	}
@@ -64,7 +67,7 @@ static void check_expiry(const char *cert, const struct tp_where *cw,
 	WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_file(cert, WOLFSSL_FILETYPE_PEM);
 	const WOLFSSL_ASN1_TIME *na;
 	struct tm tm;
-	char date[32], msg[512];
+	char date[32], msg[4600], shown[4096];
 	time_t end, now = time(NULL);
 	long days;
 
@@ -77,15 +80,16 @@ static void check_expiry(const char *cert, const struct tp_where *cw,
 	}
 	wolfSSL_X509_free(x);
 	end = timegm(&tm);
+	tp_path_display(cert, shown, sizeof(shown));
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	days = (long)((end - now) / 86400);
 	if (end <= now) {
 		snprintf(msg, sizeof(msg), "\"%s\" expired on %s; clients will refuse it: renew the certificate",
-			 cert, date);
+			 shown, date);
 		say(d, TP_ERROR, cw, "certificate", cert, msg);
 	} else if (days < TP_CERT_WARN_DAYS) {
 		snprintf(msg, sizeof(msg), "\"%s\" expires on %s (in %ld days); renew it before then",
-			 cert, date, days);
+			 shown, date, days);
 		say(d, TP_WARNING, cw, "certificate", cert, msg);
 	}
 }
@@ -95,16 +99,32 @@ static int key_mode_ok(const char *key, const struct tp_where *kw,
 		       struct tp_diags *d)
 {
 	struct stat st;
-	char msg[1024];
+	char msg[10000], shown[4096];
 
 	if (stat(key, &st) < 0)
 		return -1;
+	tp_path_display(key, shown, sizeof(shown));
 	if ((st.st_mode & (S_IROTH | S_IWOTH)) == 0)
 		return 0;
 	snprintf(msg, sizeof(msg), "\"%s\" is readable by every user on this host (mode %04o), so anyone here can impersonate this server; run: chmod 600 %s (or chmod 640 with group ssl-cert)",
-		 key, (unsigned)(st.st_mode & 07777), key);
+		 shown, (unsigned)(st.st_mode & 07777), shown);
 	say(d, TP_ERROR, kw, "private_key", key, msg);
 	return -1;
+}
+
+/* is_encrypted - a PEM key protected by a passphrase */
+static int is_encrypted(const char *key)
+{
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(key, "r");
+
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, "ENCRYPTED") != NULL;
 }
 
 void tp_cert_check(const char *cert, const struct tp_where *cw,
@@ -113,8 +133,10 @@ void tp_cert_check(const char *cert, const struct tp_where *cw,
 {
 	WOLFSSL_CTX *ctx;
 	int cert_ok, key_ok;
-	char msg[1024];
+	char msg[10000], c_shown[4096], k_shown[4096];
 
+	tp_path_display(cert, c_shown, sizeof(c_shown));
+	tp_path_display(key, k_shown, sizeof(k_shown));
 	cert_ok = readable_file(cert, cw, "certificate", "the certificate", d) == 0;
 	key_ok = readable_file(key, kw, "private_key", "the private key", d) == 0;
 	if (key_ok)
@@ -130,22 +152,34 @@ void tp_cert_check(const char *cert, const struct tp_where *cw,
 	}
 	if (cert_ok && wolfSSL_CTX_use_certificate_chain_file(ctx, cert) != WOLFSSL_SUCCESS) {
 		snprintf(msg, sizeof(msg), "\"%s\" is not a PEM certificate chain wolfSSL can load; it must start with -----BEGIN CERTIFICATE-----, server certificate first",
-			 cert);
+			 c_shown);
 		say(d, TP_ERROR, cw, "certificate", cert, msg);
 		cert_ok = 0;
 	}
 	if (cert_ok)
 		check_expiry(cert, cw, d);
-	if (key_ok && wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
-		snprintf(msg, sizeof(msg), "\"%s\" is not a PEM private key wolfSSL can load (an encrypted key cannot be used: tlspolicyd starts unattended)",
-			 key);
+	if (key_ok && is_encrypted(key)) {
+		snprintf(msg, sizeof(msg), "\"%s\" is protected by a passphrase, which nobody can type when tlspolicyd starts; decrypt it: openssl pkey -in %s -out NEW.key && chmod 600 NEW.key",
+			 k_shown, k_shown);
+		say(d, TP_ERROR, kw, "private_key", key, msg);
+		key_ok = 0;
+	} else if (key_ok && wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+		snprintf(msg, sizeof(msg), "\"%s\" is not a PEM private key wolfSSL can load; it must start with -----BEGIN PRIVATE KEY----- (or RSA/EC PRIVATE KEY)",
+			 k_shown);
 		say(d, TP_ERROR, kw, "private_key", key, msg);
 		key_ok = 0;
 	}
 	if (cert_ok && key_ok && wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
-		snprintf(msg, sizeof(msg), "\"%s\" does not match the certificate \"%s\"; use the key the certificate was issued for",
-			 key, cert);
-		say(d, TP_ERROR, kw, "private_key", key, msg);
+		/* report it where the port chose something of its own */
+		if (strcmp(kw->section, "global") == 0 && strcmp(cw->section, "global") != 0) {
+			snprintf(msg, sizeof(msg), "\"%s\" does not match private_key \"%s\" (from [global], line %d); set private_key in this section too, or use the certificate that key belongs to",
+				 c_shown, k_shown, kw->line);
+			say(d, TP_ERROR, cw, "certificate", cert, msg);
+		} else {
+			snprintf(msg, sizeof(msg), "\"%s\" does not match the certificate \"%s\"; use the key the certificate was issued for",
+				 k_shown, c_shown);
+			say(d, TP_ERROR, kw, "private_key", key, msg);
+		}
 	}
 	wolfSSL_CTX_free(ctx);
 	wolfSSL_Cleanup();

@@ -17,6 +17,7 @@
 
 #include "diag.h"
 #include "ini.h"
+#include "keys.h"
 #include "util.h"
 
 /* quiet - iniparser prints to stderr by default; the library never prints */
@@ -45,7 +46,8 @@ static void lower(char *s)
 }
 
 static int add_entry(struct tp_ini *ini, size_t *cap, enum tp_ini_kind kind,
-		     int line, const char *section, const char *key)
+		     int line, const char *section, const char *key,
+		     const char *raw)
 {
 	struct tp_ini_entry *e;
 
@@ -62,10 +64,13 @@ static int add_entry(struct tp_ini *ini, size_t *cap, enum tp_ini_kind kind,
 	e->line = line;
 	e->section = strdup(section);
 	e->key = key ? strdup(key) : NULL;
+	e->raw = raw ? strdup(raw) : NULL;
 	e->value = NULL;
-	if (e->section == NULL || (key != NULL && e->key == NULL)) {
+	if (e->section == NULL || (key != NULL && e->key == NULL) ||
+	    (raw != NULL && e->raw == NULL)) {
 		free(e->section);
 		free(e->key);
+		free(e->raw);
 		return -1;
 	}
 	ini->len++;
@@ -73,10 +78,50 @@ static int add_entry(struct tp_ini *ini, size_t *cap, enum tp_ini_kind kind,
 }
 
 /*
+ * raw_value - the value after "=", by iniparser 4.1's rules: "..." or '...'
+ * up to the closing quote, otherwise up to a ; or # comment, stripped.
+ */
+static char *raw_value(char *v)
+{
+	char *close;
+
+	v = strip(v);
+	if ((v[0] == '"' || v[0] == '\'') && v[1] != '\0' &&
+	    (close = strchr(v + 1, v[0])) != NULL && close > v + 1) {
+		*close = '\0';
+		return v + 1;
+	}
+	v[strcspn(v, ";#")] = '\0';
+	v = strip(v);
+	if (strcmp(v, "\"\"") == 0 || strcmp(v, "''") == 0)
+		v[0] = '\0';
+	return v;
+}
+
+/* known_key_typo - "protocol smtp": a key and value without the "=" */
+static void no_equals(const char *s, const char *section, const char *path,
+		      int line, struct tp_diags *d)
+{
+	char word[64], rest[TP_INI_MAX_LINE + 1];
+
+	if (sscanf(s, "%63s %1000[^\n]", word, rest) == 2 && tp_key_lookup(word) != NULL)
+		tp_diags_add(d, TP_ERROR, path, line, section[0] ? section : NULL,
+			     NULL, s,
+			     "syntax error: \"%s\" has no \"=\"; did you mean \"%s = %s\"?",
+			     s, word, rest);
+	else
+		tp_diags_add(d, TP_ERROR, path, line, section[0] ? section : NULL,
+			     NULL, s,
+			     "syntax error: \"%s\" is not \"key = value\", a [section] or a comment (# or ;)",
+			     s);
+}
+
+/*
  * classify - one logical line, by iniparser 4.1's rules: empty, comment
  * (# or ;), [section] (up to the first ]), key = value (text before the
- * first =, at least one character), anything else an error.
- * Returns 0 if fine, -1 if it is a syntax error (reported).
+ * first =, at least one character), anything else an error.  Returns 0 if
+ * fine, -1 if it is a syntax error (reported and recorded), 1 if it is a
+ * broken section header (its keys are then skipped).
  */
 static int classify(struct tp_ini *ini, size_t *cap, char *text, int line,
 		    char *section, size_t section_size, const char *path,
@@ -87,39 +132,37 @@ static int classify(struct tp_ini *ini, size_t *cap, char *text, int line,
 
 	if (len == 0 || s[0] == '#' || s[0] == ';')
 		return 0;
-	if (s[0] == '[' && s[len - 1] == ']') {
+	if (s[0] == '[') {
 		char *end = strchr(s + 1, ']');
 
-		/* iniparser ends a section name at its first "]" */
-		if (end != s + len - 1) {
+		if (end == s + len - 1) {
+			*end = '\0';
+			snprintf(section, section_size, "%s", strip(s + 1));
+			lower(section);
+			return add_entry(ini, cap, TP_INI_SECTION, line, section, NULL, NULL);
+		}
+		if (s[len - 1] == ']')	/* iniparser ends a section name at its first "]" */
 			tp_diags_add(d, TP_ERROR, path, line, NULL, NULL, s,
 				     "syntax error: a section name ends at its first \"]\", so \"%s\" cannot be read; write IPv6 addresses without brackets, e.g. [port ::1:993]",
 				     s);
-			return -1;
-		}
-		*end = '\0';
-		snprintf(section, section_size, "%s", strip(s + 1));
-		lower(section);
-		return add_entry(ini, cap, TP_INI_SECTION, line, section, NULL);
-	}
-	if (s[0] == '[') {
-		tp_diags_add(d, TP_ERROR, path, line, NULL, NULL, s,
-			     "syntax error: \"%s\" opens a section but has no closing \"]\" at the end of the line; write [global] or [port N] alone on the line (comments go on their own line)",
-			     s);
-		return -1;
+		else
+			tp_diags_add(d, TP_ERROR, path, line, NULL, NULL, s,
+				     "syntax error: \"%s\" opens a section but has no closing \"]\" at the end of the line; write [global] or [port N] alone on the line (comments go on their own line)",
+				     s);
+		snprintf(section, section_size, "%s", TP_INI_BROKEN_SECTION);
+		add_entry(ini, cap, TP_INI_BROKEN, line, section, NULL, NULL);
+		return 1;
 	}
 	eq = strchr(s, '=');
 	if (eq == NULL || eq == s) {
-		tp_diags_add(d, TP_ERROR, path, line, section[0] ? section : NULL,
-			     NULL, s,
-			     "syntax error: \"%s\" is not \"key = value\", a [section] or a comment (# or ;)",
-			     s);
+		no_equals(s, section, path, line, d);
+		add_entry(ini, cap, TP_INI_BROKEN, line, section, NULL, NULL);
 		return -1;
 	}
 	*eq = '\0';
 	s = strip(s);
 	lower(s);
-	return add_entry(ini, cap, TP_INI_KEY, line, section, s);
+	return add_entry(ini, cap, TP_INI_KEY, line, section, s, raw_value(eq + 1));
 }
 
 /* read_all - the whole file, bounded */
@@ -155,56 +198,48 @@ static char *read_all(const char *path, size_t *len_r, struct tp_diags *d)
 	return buf;
 }
 
-/* blank - replace a physical line range [from, to) with spaces, keep \n */
-static void blank(char *from, const char *to)
-{
-	for (; from < to; from++)
-		if (*from != '\n')
-			*from = ' ';
-}
-
 /*
  * scan - split buf into logical lines (a trailing backslash continues a
- * line, as in iniparser), classify each.  Bad lines are blanked in buf.
- * Returns the number of bad lines.
+ * line, as in iniparser) and classify each.  out receives the text
+ * iniparser is given: the same lines, except that a bad line is emptied
+ * and a broken section header becomes a placeholder section, so that the
+ * keys after it land nowhere real.  Returns the number of bad lines.
  */
-static int scan(struct tp_ini *ini, char *buf, size_t buflen, const char *path,
-		struct tp_diags *d)
+static int scan(struct tp_ini *ini, const char *buf, size_t buflen,
+		struct tp_buf *out, const char *path, struct tp_diags *d)
 {
 	char section[TP_INI_MAX_LINE + 1] = "";
-	char logical[TP_INI_MAX_LINE * 4 + 1];
+	char logical[TP_INI_MAX_LINE + 1];
 	size_t llen = 0, cap = 0;
-	int lineno = 0, start = 0, bad = 0;
-	char *p = buf, *group = buf;
+	int lineno = 0, start = 0, bad = 0, grouplines = 0;
+	const char *p = buf, *group = buf;
 
 	while (p < buf + buflen) {
-		char *nl = memchr(p, '\n', (size_t)(buf + buflen - p));
-		char *end = nl ? nl : buf + buflen;
+		const char *nl = memchr(p, '\n', (size_t)(buf + buflen - p));
+		const char *end = nl ? nl : buf + buflen;
 		size_t plen = (size_t)(end - p);
+		const char *why = NULL;
+		int rc;
 
 		lineno++;
+		grouplines++;
 		if (llen == 0) {
 			start = lineno;
 			group = p;
+			grouplines = 1;
 		}
-		if (plen > TP_INI_MAX_LINE || memchr(p, '\0', plen) != NULL) {
-			tp_diags_add(d, TP_ERROR, path, lineno, NULL, NULL, NULL,
-				     plen > TP_INI_MAX_LINE ?
-				     "line longer than 1000 characters; split the value or shorten it" :
-				     "line contains a NUL byte; is this a text file?");
-			blank(group, end);
-			bad++;
-			llen = 0;
-			p = end + (nl != NULL);
-			continue;
-		}
-		/* trailing whitespace off, then a backslash continues the line */
+		if (memchr(p, '\0', plen) != NULL)
+			why = "line contains a NUL byte; is this a text file?";
 		while (plen > 0 && isspace((unsigned char)p[plen - 1]))
 			plen--;
-		if (llen + plen >= sizeof(logical)) {
-			tp_diags_add(d, TP_ERROR, path, start, NULL, NULL, NULL,
-				     "continued line longer than 4000 characters; shorten it");
-			blank(group, end);
+		if (why == NULL && llen + plen > TP_INI_MAX_LINE)
+			why = llen ? "continued line longer than 1000 characters; shorten it"
+				   : "line longer than 1000 characters; shorten it";
+		if (why != NULL) {
+			tp_diags_add(d, TP_ERROR, path, llen ? start : lineno, NULL, NULL, NULL, "%s", why);
+			add_entry(ini, &cap, TP_INI_BROKEN, start, section, NULL, NULL);
+			for (int i = 0; i < grouplines; i++)
+				tp_buf_add(out, "\n");
 			bad++;
 			llen = 0;
 			p = end + (nl != NULL);
@@ -218,9 +253,15 @@ static int scan(struct tp_ini *ini, char *buf, size_t buflen, const char *path,
 			p = end + 1;
 			continue;
 		}
-		if (classify(ini, &cap, logical, start, section, sizeof(section),
-			     path, d) < 0) {
-			blank(group, end);
+		rc = classify(ini, &cap, logical, start, section, sizeof(section), path, d);
+		if (rc == 0) {
+			tp_buf_addn(out, group, (size_t)(end - group));
+			tp_buf_add(out, "\n");
+		} else {
+			if (rc > 0)
+				tp_buf_addf(out, "[%s]", TP_INI_BROKEN_SECTION);
+			for (int i = 0; i < grouplines; i++)
+				tp_buf_add(out, "\n");
 			bad++;
 		}
 		llen = 0;
@@ -257,20 +298,21 @@ int tp_ini_read(const char *path, struct tp_ini *ini, struct tp_diags *d)
 {
 	size_t len = 0;
 	char *buf = read_all(path, &len, d);
+	struct tp_buf out = { 0 };
 	int bad;
 	dictionary *dict;
 
 	*ini = (struct tp_ini){ 0 };
 	if (buf == NULL)
 		return -1;
-	bad = scan(ini, buf, len, path, d);
-	dict = load_dict(path, buf, len, bad > 0);
+	tp_buf_add(&out, "");
+	bad = scan(ini, buf, len, &out, path, d);
 	free(buf);
+	dict = out.oom ? NULL : load_dict(path, out.s, out.len, bad > 0);
+	tp_buf_free(&out);
 	if (dict == NULL) {
-		/* with bad lines reported already, say only what it costs */
 		tp_diags_add(d, TP_ERROR, path, 0, NULL, NULL, NULL,
-			     bad ? "not checked further until the syntax errors above are fixed"
-				 : "iniparser could not read the file");
+			     "iniparser could not read the file (out of memory?)");
 		tp_ini_free(ini);
 		return 0;
 	}
@@ -292,6 +334,7 @@ void tp_ini_free(struct tp_ini *ini)
 	for (size_t i = 0; i < ini->len; i++) {
 		free(ini->entries[i].section);
 		free(ini->entries[i].key);
+		free(ini->entries[i].raw);
 	}
 	free(ini->entries);
 	if (ini->dict != NULL)

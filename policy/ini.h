@@ -15,14 +15,25 @@
 
 struct tp_diags;
 
-enum tp_ini_kind { TP_INI_SECTION, TP_INI_KEY };
+enum tp_ini_kind {
+	TP_INI_SECTION,		/* a [section] header */
+	TP_INI_KEY,		/* key = value */
+	TP_INI_BROKEN,		/* a line with a syntax error (already reported) */
+};
+
+/*
+ * The section a broken [header] opens: its keys belong to no real section
+ * and are skipped, not merged into the section before it.
+ */
+#define TP_INI_BROKEN_SECTION "\x7f broken"
 
 struct tp_ini_entry {
 	enum tp_ini_kind kind;
 	int line;
 	char *section;		/* lower-cased, as iniparser stores it */
 	char *key;		/* lower-cased; NULL for a section header */
-	const char *value;	/* iniparser's value; NULL for a section header */
+	const char *value;	/* the value; NULL for a section header */
+	char *raw;		/* the value as the scan read it (iniparser's rules) */
 };
 
 struct tp_ini {
@@ -39,7 +50,8 @@ int tp_ini_read(const char *path, struct tp_ini *ini, struct tp_diags *d);
 
 void tp_ini_free(struct tp_ini *ini);
 
-/* the longest line accepted; iniparser 4.1 reads lines of up to 1023 bytes */
+/* the longest line accepted, continued lines joined; iniparser 4.1 reads
+ * lines of up to 1023 bytes */
 #define TP_INI_MAX_LINE 1000
 /* the largest policy file accepted */
 #define TP_INI_MAX_FILE (1024 * 1024)

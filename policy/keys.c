@@ -87,9 +87,9 @@ static const struct tp_key_value enforce_values[] = {
 };
 
 static const struct tp_key_hint enforce_hints[] = {
-	{ "no", "there is no \"enforce = no\": use \"audit\" to only log, or remove the port's section to leave it alone" },
-	{ "off", "there is no \"enforce = off\": use \"audit\" to only log, or remove the port's section to leave it alone" },
-	{ "false", "there is no \"enforce = false\": use \"audit\" to only log, or remove the port's section to leave it alone" },
+	{ "no", "\"no\": there is no enforce = no; use \"audit\" to only log what would be refused, or remove a port's section to leave that port alone" },
+	{ "off", "\"off\": there is no enforce = off; use \"audit\" to only log what would be refused, or remove a port's section to leave that port alone" },
+	{ "false", "\"false\": there is no enforce = false; use \"audit\" to only log what would be refused, or remove a port's section to leave that port alone" },
 	{ "true", "write \"yes\"" },
 	{ "on", "write \"yes\"" },
 	{ "1", "write \"yes\"" },
@@ -120,7 +120,8 @@ const struct tp_key tp_keys[TP_KEY_COUNT] = {
 		"Cipher classes or suite names (wolfSSL or IANA spelling) to remove from "
 		"the profile's suites, separated by spaces or commas. Each word must be "
 		"a class or a suite the installed wolfSSL offers; a ban that leaves no "
-		"usable suite is an error.",
+		"usable suite is an error. In a [port] section the words add to those "
+		"of [global]: a port can ban more, never less.",
 	},
 	[TP_KEY_CERTIFICATE] = {
 		"certificate", TP_TYPE_PATH, TP_SCOPE_ANY, NULL, "none",
@@ -370,7 +371,7 @@ static int check_seconds(const struct tp_key *k, const char *value,
 
 	errno = 0;
 	v = strtol(value, &end, 10);
-	if (value[0] == '\0' || end == value || errno != 0) {
+	if (value[0] == '\0' || end == value) {
 		tp_diags_add(d, TP_ERROR, w->file, w->line, w->section, k->name,
 			     value, "\"%s\" is not a number; write whole seconds between %ld and %ld, e.g. %s",
 			     value, k->min, k->max, k->def);
@@ -378,14 +379,14 @@ static int check_seconds(const struct tp_key *k, const char *value,
 	}
 	if (*end != '\0') {
 		tp_diags_add(d, TP_ERROR, w->file, w->line, w->section, k->name,
-			     value, "\"%s\" is not a plain number; write whole seconds without a unit, e.g. %ld",
-			     value, v);
+			     value, "\"%s\" is not a plain number; write whole seconds in decimal without a unit, e.g. %s",
+			     value, k->def);
 		return -1;
 	}
-	if (v < k->min || v > k->max) {
+	if (errno == ERANGE || v < k->min || v > k->max) {
 		tp_diags_add(d, TP_ERROR, w->file, w->line, w->section, k->name,
-			     value, "%ld is out of range; use %ld to %ld seconds",
-			     v, k->min, k->max);
+			     value, "%s is out of range; use %ld to %ld seconds",
+			     value, k->min, k->max);
 		return -1;
 	}
 	return 0;

@@ -46,7 +46,9 @@ struct section {
 	struct setting set[TP_KEY_COUNT];
 	struct tp_rule rule;
 	int rule_ok;		/* rule resolved (protocol and tls known) */
+	int syntax_error;	/* a line in it could not be read */
 	char *tls12, *tls13;
+	char *bans;		/* ban_ciphers in effect: [global]'s words, then the port's */
 };
 
 struct tp_policy {
@@ -112,6 +114,9 @@ static const char *parse_port_spec(const char *spec, int *port_r, char **addr_r)
 		return NULL;
 	if (inet_pton(AF_INET, host, bin) == 1)
 		inet_ntop(AF_INET, bin, canon, sizeof(canon));
+	else if (inet_pton(AF_INET6, host, bin) == 1 &&
+		 IN6_IS_ADDR_V4MAPPED((struct in6_addr *)bin))
+		inet_ntop(AF_INET, bin + 12, canon, sizeof(canon));	/* the IPv4 address it is */
 	else if (inet_pton(AF_INET6, host, bin) == 1)
 		inet_ntop(AF_INET6, bin, canon, sizeof(canon));
 	else
@@ -233,28 +238,24 @@ static struct section *open_section(struct tp_policy *p, const char *raw,
 /* resolve_path - a relative path is relative to the file that names it */
 static char *resolve_path(const char *value, const char *file)
 {
-	const char *slash;
+	const char *slash = strrchr(file, '/');
+	char cwd[PATH_MAX];
 	char *out;
-	char dir[PATH_MAX];
+	int n;
 
 	if (value[0] == '/')
-		return strdup(value);
-	slash = strrchr(file, '/');
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - file), file);
-	if (dir[0] != '/') {
-		char cwd[PATH_MAX];
-
-		if (getcwd(cwd, sizeof(cwd)) == NULL)
-			return NULL;
-		if (asprintf(&out, "%s/%s/%s", cwd, dir, value) < 0)
-			return NULL;
-		return out;
-	}
-	if (asprintf(&out, "%s/%s", dir, value) < 0)
+		n = asprintf(&out, "%s", value);
+	else if (file[0] == '/')
+		n = asprintf(&out, "%.*s/%s", (int)(slash - file), file, value);
+	else if (getcwd(cwd, sizeof(cwd)) == NULL)
 		return NULL;
+	else if (slash == NULL)
+		n = asprintf(&out, "%s/%s", cwd, value);
+	else
+		n = asprintf(&out, "%s/%.*s/%s", cwd, (int)(slash - file), file, value);
+	if (n < 0)
+		return NULL;
+	tp_path_fold(out);
 	return out;
 }
 
@@ -271,13 +272,27 @@ static void set_value(struct setting *st, const struct tp_key *k,
 	st->bad = bad;
 }
 
+/* is_last - no later line sets the same key in the same section */
+static int is_last(const struct tp_ini *ini, size_t i)
+{
+	const struct tp_ini_entry *e = &ini->entries[i];
+
+	for (size_t j = i + 1; j < ini->len; j++)
+		if (ini->entries[j].kind == TP_INI_KEY &&
+		    strcmp(ini->entries[j].key, e->key) == 0 &&
+		    strcmp(ini->entries[j].section, e->section) == 0)
+			return 0;
+	return 1;
+}
+
 /* apply_key - one key line: known, allowed here, not repeated, valid */
 static void apply_key(struct section *s, const struct tp_ini *ini, size_t i,
 		      const char *file, struct tp_diags *d)
 {
 	const struct tp_ini_entry *e = &ini->entries[i];
 	const struct tp_key *k = tp_key_lookup(e->key);
-	const char *value = e->value ? e->value : "";
+	/* iniparser keeps the last of repeated keys: for an earlier one, the scan's reading */
+	const char *value = is_last(ini, i) && e->value ? e->value : e->raw ? e->raw : "";
 	const char *sec = s->name;
 	struct tp_where w = { file, e->line, sec };
 	const char *guess;
@@ -302,7 +317,7 @@ static void apply_key(struct section *s, const struct tp_ini *ini, size_t i,
 			     "only allowed in [global]: there is one socket for all ports; move it there");
 		return;
 	}
-	/* the same key twice in one section of one file: which one was meant? */
+	/* the same key twice in one section of one file: the first one counts */
 	for (size_t j = 0; j < i; j++) {
 		const struct tp_ini_entry *o = &ini->entries[j];
 
@@ -334,16 +349,28 @@ static void read_file(struct tp_policy *p, const char *file, struct tp_diags *d)
 	for (size_t i = 0; i < ini.len; i++) {
 		const struct tp_ini_entry *e = &ini.entries[i];
 
+		if (e->kind == TP_INI_BROKEN) {
+			/* a broken header's keys go nowhere; a broken line taints its section */
+			if (strcmp(e->section, TP_INI_BROKEN_SECTION) == 0)
+				cur = NULL;
+			else if (cur != NULL)
+				cur->syntax_error = 1;
+			continue;
+		}
 		if (e->kind == TP_INI_SECTION) {
 			cur = open_section(p, e->section, file, e->line, d);
 			for (size_t j = 0; cur != NULL && j < nseen; j++) {
-				if (seen[j].s == cur) {
-					tp_diags_add(d, TP_ERROR, file, e->line, cur->name, NULL, NULL,
-						     cur->global ? "duplicate section: [global] is already open on line %d; merge the two"
-								 : "duplicate port: this port already has a section on line %d; merge the two",
+				if (seen[j].s != cur)
+					continue;
+				if (cur->global)
+					tp_diags_add(d, TP_ERROR, file, e->line, e->section, NULL, NULL,
+						     "duplicate section: [global] is already open on line %d; merge the two",
 						     seen[j].line);
-					break;
-				}
+				else
+					tp_diags_add(d, TP_ERROR, file, e->line, e->section, NULL, NULL,
+						     "duplicate port: the same port as [%s] on line %d; merge the two",
+						     cur->name, seen[j].line);
+				break;
 			}
 			if (cur != NULL && nseen < MAX_SECTIONS)
 				{ seen[nseen].s = cur; seen[nseen].line = e->line; nseen++; }
@@ -448,6 +475,15 @@ static const char *effective_value(const struct tp_policy *p,
 	return st->resolved ? st->resolved : st->value;
 }
 
+/* has_bad - is the value in effect for k one that failed its check? */
+static int has_bad(const struct tp_policy *p, const struct section *s,
+		   enum tp_key_id k)
+{
+	if (s->set[k].present)
+		return s->set[k].bad;
+	return p->sections[0].set[k].present && p->sections[0].set[k].bad;
+}
+
 /* where_of - where a value came from, for a diagnostic about it */
 static struct tp_where where_of(const struct tp_policy *p,
 				const struct section *s, enum tp_key_id k)
@@ -476,6 +512,12 @@ static const struct {
 	{ 995, TP_PROTO_POP3, TP_TLS_IMPLICIT, "POP3 over implicit TLS (RFC 8314)" },
 };
 
+/* implicit_port - RFC 8314's implicit-TLS port for a protocol */
+static int implicit_port(enum tp_protocol proto)
+{
+	return proto == TP_PROTO_SMTP ? 465 : proto == TP_PROTO_IMAP ? 993 : 995;
+}
+
 static int well_known_index(int port)
 {
 	for (size_t i = 0; i < sizeof(well_known) / sizeof(well_known[0]); i++)
@@ -490,7 +532,8 @@ static void check_required(const struct section *s, enum tp_key_id k,
 {
 	int wk = well_known_index(s->port);
 
-	if (s->set[k].present)
+	/* a line of this section could not be read: it may have been the key */
+	if (s->set[k].present || s->syntax_error)
 		return;
 	if (k == TP_KEY_PROTOCOL && wk >= 0)
 		tp_diags_add(d, TP_ERROR, s->file, s->line, s->name, "protocol", NULL,
@@ -531,17 +574,19 @@ static void check_port_conventions(const struct tp_policy *p,
 	else if (s->port == 587 && r->tls == TP_TLS_IMPLICIT)
 		tp_diags_add(d, TP_WARNING, tw.file, tw.line, tw.section, "tls", "implicit",
 			     "RFC 8314 assigns port 587 to STARTTLS and 465 to implicit TLS; clients set to 587 expect a plaintext greeting: use starttls here and implicit on 465");
-	else if (well_known[wk].tls == TP_TLS_IMPLICIT && r->tls != TP_TLS_IMPLICIT &&
-		 r->tls != TP_TLS_REFUSE)
+	else if (well_known[wk].tls == TP_TLS_IMPLICIT && r->tls == TP_TLS_REFUSE)
+		tp_diags_add(d, TP_WARNING, tw.file, tw.line, tw.section, "tls", "refuse",
+			     "port %d is an implicit-TLS port: its clients start with a TLS handshake and cannot read a plaintext refusal; to close it, stop the daemon listening on it (or use tls = implicit)",
+			     s->port);
+	else if (well_known[wk].tls == TP_TLS_IMPLICIT && r->tls != TP_TLS_IMPLICIT)
 		tp_diags_add(d, TP_WARNING, tw.file, tw.line, tw.section, "tls",
 			     tp_tls_mode_name(r->tls),
 			     "RFC 8314 assigns port %d to implicit TLS; clients set to it start with a TLS handshake and fail: use implicit",
 			     s->port);
 	else if (well_known[wk].tls != TP_TLS_IMPLICIT && r->tls == TP_TLS_IMPLICIT)
 		tp_diags_add(d, TP_WARNING, tw.file, tw.line, tw.section, "tls", "implicit",
-			     "port %d is a plaintext-greeting port; clients set to it expect STARTTLS: use %s, and implicit TLS on %s",
-			     s->port, tp_tls_mode_name(well_known[wk].tls),
-			     r->protocol == TP_PROTO_SMTP ? "465" : r->protocol == TP_PROTO_IMAP ? "993" : "995");
+			     "port %d is a plaintext-greeting port; clients set to it expect STARTTLS: use %s, and implicit TLS on %d",
+			     s->port, tp_tls_mode_name(well_known[wk].tls), implicit_port(r->protocol));
 }
 
 /* alt_port - the port a refusal names: implicit first, else starttls */
@@ -560,27 +605,46 @@ static int alt_port(const struct tp_policy *p, enum tp_protocol proto)
 	return 0;
 }
 
+/* blame - the key to report a suite problem at: the port's own first */
+static enum tp_key_id blame(const struct tp_policy *p, const struct section *s)
+{
+	static const enum tp_key_id order[] = {
+		TP_KEY_BAN_CIPHERS, TP_KEY_MIN_PROTOCOL, TP_KEY_PROFILE
+	};
+
+	for (size_t i = 0; i < 3; i++)
+		if (s->set[order[i]].present && !s->set[order[i]].bad)
+			return order[i];
+	for (size_t i = 0; i < 3; i++)
+		if (effective(p, s, order[i]) != NULL)
+			return order[i];
+	return TP_KEY_PROFILE;
+}
+
 /* check_suites - what the profile and bans leave must be usable */
 static void check_suites(const struct tp_policy *p, const struct section *s,
 			 struct tp_diags *d)
 {
 	const struct tp_rule *r = &s->rule;
-	enum tp_key_id k = effective(p, s, TP_KEY_BAN_CIPHERS) ? TP_KEY_BAN_CIPHERS :
-			   effective(p, s, TP_KEY_MIN_PROTOCOL) ? TP_KEY_MIN_PROTOCOL :
-			   TP_KEY_PROFILE;
+	enum tp_key_id k = blame(p, s);
 	struct tp_where w = where_of(p, s, k);
 	int has12 = r->tls12_suites[0] != '\0', has13 = r->tls13_suites[0] != '\0';
+	int bans = s->bans != NULL && strspn(s->bans, " \t,:") < strlen(s->bans);
 
 	if (!has13 && (!has12 || r->min_version == TP_TLS13)) {
 		tp_diags_add(d, TP_ERROR, w.file, w.line, w.section, tp_keys[k].name,
 			     effective_value(p, s, k),
-			     "profile %s with these bans leaves no usable cipher suite for %s and up; ban fewer classes or choose another profile",
-			     r->profile->name, tp_version_name(r->min_version));
+			     "profile %s %s no usable cipher suite for %s and up; %s",
+			     r->profile->name, bans ? "with ban_ciphers leaves" : "has",
+			     tp_version_name(r->min_version),
+			     bans ? "remove some of ban_ciphers or choose another profile" : "choose another profile");
 	} else if (!has12 && r->min_version < TP_TLS13) {
 		tp_diags_add(d, TP_WARNING, w.file, w.line, w.section, tp_keys[k].name,
 			     effective_value(p, s, k),
-			     "profile %s with these bans leaves no suite for TLS 1.2 and below, so %s clients cannot connect and TLSv1.3 is the real floor; set min_protocol = TLSv1.3 to say so, or ban fewer classes",
-			     r->profile->name, tp_version_name(r->min_version));
+			     "profile %s %s no suite for TLS 1.2 and below, so %s clients cannot connect and TLSv1.3 is the real floor; set min_protocol = TLSv1.3 to say so, or %s",
+			     r->profile->name, bans ? "with ban_ciphers leaves" : "has",
+			     tp_version_name(r->min_version),
+			     bans ? "remove some of ban_ciphers" : "use profile intermediate");
 	}
 }
 
@@ -592,10 +656,16 @@ static void check_floor(const struct tp_policy *p, const struct section *s,
 
 	if (s->rule.min_version >= TP_TLS12)
 		return;
-	tp_diags_add(d, TP_WARNING, w.file, w.line, w.section, tp_keys[k].name,
-		     effective_value(p, s, k),
-		     "allows %s, which RFC 8996 deprecates (no modern client needs it); use TLSv1.2 unless very old clients must connect",
-		     tp_version_name(s->rule.min_version));
+	if (k == TP_KEY_PROFILE)
+		tp_diags_add(d, TP_WARNING, w.file, w.line, w.section, tp_keys[k].name,
+			     effective_value(p, s, k),
+			     "the %s profile allows %s when min_protocol is not set, which RFC 8996 deprecates (no modern client needs it); add min_protocol = TLSv1.2 unless very old clients must connect",
+			     s->rule.profile->name, tp_version_name(s->rule.min_version));
+	else
+		tp_diags_add(d, TP_WARNING, w.file, w.line, w.section, tp_keys[k].name,
+			     effective_value(p, s, k),
+			     "allows %s, which RFC 8996 deprecates (no modern client needs it); use TLSv1.2 unless very old clients must connect",
+			     tp_version_name(s->rule.min_version));
 }
 
 /* check_certs - tls_by = module needs a usable certificate and key */
@@ -606,16 +676,17 @@ static void check_certs(const struct tp_policy *p, const struct section *s,
 	struct tp_where cw = where_of(p, s, TP_KEY_CERTIFICATE);
 	struct tp_where kw = where_of(p, s, TP_KEY_PRIVATE_KEY);
 
-	if (r->tls_by != TP_BY_MODULE || r->tls == TP_TLS_REFUSE)
+	if (r->tls_by != TP_BY_MODULE || r->tls == TP_TLS_REFUSE ||
+	    has_bad(p, s, TP_KEY_TLS_BY) || has_bad(p, s, TP_KEY_TLS))
 		return;
 	if (r->certificate == NULL && !s->set[TP_KEY_CERTIFICATE].bad &&
 	    !p->sections[0].set[TP_KEY_CERTIFICATE].bad)
 		tp_diags_add(d, TP_ERROR, s->file, s->line, s->name, "certificate", NULL,
-			     "not set; with tls_by = module tlspolicyd presents it: set certificate (and private_key) in [global] or in this section");
+			     "not set; with tls_by = module tlspolicyd presents it: set certificate (and private_key) in [global] or in this section, or set tls_by = daemon if the mail daemon does TLS itself");
 	if (r->private_key == NULL && !s->set[TP_KEY_PRIVATE_KEY].bad &&
 	    !p->sections[0].set[TP_KEY_PRIVATE_KEY].bad)
 		tp_diags_add(d, TP_ERROR, s->file, s->line, s->name, "private_key", NULL,
-			     "not set; with tls_by = module tlspolicyd needs the certificate's key: set private_key in [global] or in this section");
+			     "not set; with tls_by = module tlspolicyd needs the certificate's key: set private_key in [global] or in this section, or set tls_by = daemon if the mail daemon does TLS itself");
 	if (r->certificate == NULL || r->private_key == NULL)
 		return;
 	/* one check per distinct pair: the diagnostics dedupe the rest */
@@ -630,6 +701,50 @@ static void check_certs(const struct tp_policy *p, const struct section *s,
 			return;
 	}
 	tp_cert_check(r->certificate, &cw, r->private_key, &kw, d);
+}
+
+/* has_word - is w one of the space-separated words of list? */
+static int has_word(const char *list, const char *w)
+{
+	size_t len = strlen(w);
+
+	for (const char *q = strstr(list, w); q != NULL; q = strstr(q + 1, w))
+		if ((q == list || q[-1] == ' ') && (q[len] == ' ' || q[len] == '\0'))
+			return 1;
+	return 0;
+}
+
+/*
+ * merge_bans - a port bans what [global] bans and what it adds: a port can
+ * ban more, never less.  Words already present are not repeated.
+ */
+static char *merge_bans(const struct setting *global, const struct setting *port)
+{
+	struct tp_buf b = { 0 };
+	const char *lists[2] = { global ? global->value : "", port ? port->value : "" };
+
+	tp_buf_add(&b, "");
+	for (int i = 0; i < 2; i++) {
+		char *copy = strdup(lists[i]), *sp = NULL;
+
+		if (copy == NULL) {
+			tp_buf_free(&b);
+			return NULL;
+		}
+		for (char *t = strtok_r(copy, " \t,:", &sp); t; t = strtok_r(NULL, " \t,:", &sp)) {
+			if (has_word(b.s, t))
+				continue;
+			if (b.len)
+				tp_buf_add(&b, " ");
+			tp_buf_add(&b, t);
+		}
+		free(copy);
+	}
+	if (b.oom) {
+		tp_buf_free(&b);
+		return NULL;
+	}
+	return b.s;
 }
 
 /* resolve - a port section's rule from its keys, [global] and defaults */
@@ -653,8 +768,12 @@ static int resolve(struct tp_policy *p, struct section *s)
 	r->enforce = tp_key_enum_index(&tp_keys[TP_KEY_ENFORCE], effective_value(p, s, TP_KEY_ENFORCE));
 	r->profile = tp_profile_lookup(effective_value(p, s, TP_KEY_PROFILE));
 	r->min_version = min ? tp_version_parse(min) : r->profile->floor;
-	nban = tp_ciphers_parse(effective_value(p, s, TP_KEY_BAN_CIPHERS),
-				&r->ban_classes, bans, MAX_BAN_SUITES);
+	s->bans = merge_bans(effective(p, &p->sections[0], TP_KEY_BAN_CIPHERS),
+			     s->set[TP_KEY_BAN_CIPHERS].present && !s->set[TP_KEY_BAN_CIPHERS].bad ?
+			     &s->set[TP_KEY_BAN_CIPHERS] : NULL);
+	if (s->bans == NULL)
+		return -1;
+	nban = tp_ciphers_parse(s->bans, &r->ban_classes, bans, MAX_BAN_SUITES);
 	if (tp_suites_select(r->profile, r->ban_classes, bans, nban, &s->tls12, &s->tls13) < 0)
 		return -1;
 	r->tls12_suites = s->tls12;
@@ -675,6 +794,10 @@ static void check_rules(struct tp_policy *p, unsigned flags, struct tp_diags *d)
 		tp_diags_add(d, TP_WARNING, g->set[TP_KEY_ENFORCE].file, g->set[TP_KEY_ENFORCE].line,
 			     "global", "enforce", "audit",
 			     "audit mode refuses nothing: plaintext logins and weak TLS are only logged (action=would-refuse); set enforce = yes once the logs are clean");
+	/* (only for an otherwise clean policy: a broken section is not "no section") */
+	if (p->nsections == 1 && tp_diags_count(d, TP_ERROR) == 0)
+		tp_diags_add(d, TP_WARNING, p->files[0], 0, NULL, NULL, NULL,
+			     "no [port N] section: this policy manages no port, so tlspolicy leaves every connection alone; add a section for each mail port (see the shipped tlspolicy.conf)");
 	for (size_t i = 1; i < p->nsections; i++) {
 		struct section *s = &p->sections[i];
 
@@ -693,7 +816,8 @@ static void check_rules(struct tp_policy *p, unsigned flags, struct tp_diags *d)
 			s->rule.refuse_alt_port = alt_port(p, s->rule.protocol);
 			if (s->rule.refuse_alt_port == 0)
 				tp_diags_add(d, TP_WARNING, tw.file, tw.line, tw.section, "tls", "refuse",
-					     "no implicit or starttls port for %s in this policy, so the refusal cannot tell clients which port to use; add that port's section",
+					     "no implicit or starttls port for %s in this policy, so the refusal cannot tell clients which port to use; add [port %d] with protocol = %s and tls = implicit",
+					     tp_protocol_name(s->rule.protocol), implicit_port(s->rule.protocol),
 					     tp_protocol_name(s->rule.protocol));
 		}
 		if (s->set[TP_KEY_ENFORCE].present && !s->set[TP_KEY_ENFORCE].bad &&
@@ -719,6 +843,7 @@ static void section_free(struct section *s)
 	free(s->address);
 	free(s->tls12);
 	free(s->tls13);
+	free(s->bans);
 	for (int k = 0; k < TP_KEY_COUNT; k++) {
 		free(s->set[k].value);
 		free(s->set[k].resolved);
@@ -863,6 +988,18 @@ const char *tp_policy_value(const struct tp_policy *p,
 	if (s == NULL)
 		return NULL;
 	st = effective(p, s, key);
+	/* a port's bans are [global]'s plus its own */
+	if (key == TP_KEY_BAN_CIPHERS && rule != NULL && st != NULL) {
+		const struct setting *g = &p->sections[0].set[key];
+
+		if (st != g && g->present && !g->bad)
+			snprintf(where, sizeof(where), "%s:%d + %s:%d", g->file, g->line,
+				 st->file, st->line);
+		else
+			snprintf(where, sizeof(where), "%s:%d", st->file, st->line);
+		*source_r = where;
+		return s->bans;
+	}
 	if (st != NULL) {
 		snprintf(where, sizeof(where), "%s:%d", st->file, st->line);
 		*source_r = where;

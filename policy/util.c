@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -106,15 +107,19 @@ static void buf_reserve(struct tp_buf *b, size_t more)
 	b->cap = cap;
 }
 
-void tp_buf_add(struct tp_buf *b, const char *s)
+void tp_buf_addn(struct tp_buf *b, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	buf_reserve(b, n);
 	if (b->oom)
 		return;
-	memcpy(b->s + b->len, s, n + 1);
+	memcpy(b->s + b->len, s, n);
 	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+void tp_buf_add(struct tp_buf *b, const char *s)
+{
+	tp_buf_addn(b, s, strlen(s));
 }
 
 void tp_buf_addf(struct tp_buf *b, const char *fmt, ...)
@@ -138,4 +143,49 @@ void tp_buf_free(struct tp_buf *b)
 {
 	free(b->s);
 	*b = (struct tp_buf){ 0 };
+}
+
+void tp_path_fold(char *path)
+{
+	char *out = path, *seg = path;
+
+	if (path[0] != '/')
+		return;
+	while (*seg != '\0') {
+		char *end;
+		size_t n;
+
+		while (*seg == '/')
+			seg++;
+		end = seg + strcspn(seg, "/");
+		n = (size_t)(end - seg);
+		if (n == 0 || (n == 1 && seg[0] == '.')) {
+			/* nothing */
+		} else if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			while (out > path && *--out != '/')
+				;
+		} else {
+			*out++ = '/';
+			memmove(out, seg, n);
+			out += n;
+		}
+		seg = end;
+	}
+	if (out == path)
+		*out++ = '/';
+	*out = '\0';
+}
+
+const char *tp_path_display(const char *path, char *buf, size_t len)
+{
+	char cwd[4096];
+	size_t n;
+
+	snprintf(buf, len, "%s", path);
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return buf;
+	n = strlen(cwd);
+	if (n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
+		snprintf(buf, len, "%s", path + n + 1);
+	return buf;
 }

@@ -22,6 +22,19 @@ size_t tp_edit_distance(const char *a, const char *b);
 const char *tp_suggest(const char *word, const char *const *candidates,
 		       size_t n);
 
+/*
+ * tp_path_fold - fold "." and ".." and repeated slashes out of an absolute
+ * path, in place, without touching the file system
+ */
+void tp_path_fold(char *path);
+
+/*
+ * tp_path_display - path for a message: relative to the working directory
+ * when it lies under it (so a suggested command can be pasted), otherwise
+ * as it is.  Returns buf.
+ */
+const char *tp_path_display(const char *path, char *buf, size_t len);
+
 /* a growable string; on allocation failure .oom is set and appends stop */
 struct tp_buf {
 	char *s;
@@ -30,6 +43,7 @@ struct tp_buf {
 };
 
 void tp_buf_add(struct tp_buf *b, const char *s);
+void tp_buf_addn(struct tp_buf *b, const char *s, size_t n);
 void tp_buf_addf(struct tp_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void tp_buf_free(struct tp_buf *b);

@@ -70,7 +70,7 @@ static void normalise(char *s)
 		memmove(s + m.rm_so + 4, s + m.rm_eo, strlen(s + m.rm_eo) + 1);
 		memcpy(s + m.rm_so, "DATE", 4);
 	}
-	while (regexec(&days, s, 1, &m, 0) == 0 && m.rm_eo - m.rm_so != 9) {
+	while (regexec(&days, s, 1, &m, 0) == 0) {
 		memmove(s + m.rm_so + 9, s + m.rm_eo, strlen(s + m.rm_eo) + 1);
 		memcpy(s + m.rm_so, "in N days", 9);
 	}
@@ -372,11 +372,11 @@ START_TEST(test_relative_paths)
 	ck_assert_ptr_nonnull(p);
 	r = tp_policy_lookup(p, 465, NULL);
 	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
-	/* relative to the file that names it, and absolute once resolved */
+	/* relative to the file that names it; absolute, with ".." folded, once resolved */
 	if (work_dir()[0] == '/')
-		snprintf(want, sizeof(want), "%s/rows-901/../certs/rsa.pem", work_dir());
+		snprintf(want, sizeof(want), "%s/certs/rsa.pem", work_dir());
 	else
-		snprintf(want, sizeof(want), "%s/%s/rows-901/../certs/rsa.pem", cwd, work_dir());
+		snprintf(want, sizeof(want), "%s/%s/certs/rsa.pem", cwd, work_dir());
 	ck_assert_str_eq(r->certificate, want);
 	ck_assert_int_eq(r->certificate[0], '/');
 	tp_policy_free(&p);
