@@ -265,17 +265,6 @@ static struct tp_suite suite_table[MAX_SUITES];
 static size_t suite_count;
 static pthread_once_t suite_once = PTHREAD_ONCE_INIT;
 
-/* offered - is name in wolfSSL's colon-separated list? */
-static int offered(const char *list, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (const char *p = strstr(list, name); p != NULL; p = strstr(p + 1, name))
-		if ((p == list || p[-1] == ':') && (p[len] == ':' || p[len] == '\0'))
-			return 1;
-	return 0;
-}
-
 /*
  * load_suites - walk the suite code space, asking wolfSSL for each code's
  * name and IANA name, and keep those wolfSSL_get_ciphers says this build
@@ -296,7 +285,7 @@ static void load_suites(void)
 		struct tp_suite *s = &suite_table[count];
 
 		if (name == NULL || iana == NULL || strcmp(name, "None") == 0 ||
-		    !offered(list, name) || strlen(name) >= sizeof(s->name) ||
+		    !tp_list_has(list, name, ':') || strlen(name) >= sizeof(s->name) ||
 		    strlen(iana) >= sizeof(s->iana))
 			continue;
 		memcpy(s->name, name, strlen(name) + 1);

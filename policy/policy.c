@@ -703,17 +703,6 @@ static void check_certs(const struct tp_policy *p, const struct section *s,
 	tp_cert_check(r->certificate, &cw, r->private_key, &kw, d);
 }
 
-/* has_word - is w one of the space-separated words of list? */
-static int has_word(const char *list, const char *w)
-{
-	size_t len = strlen(w);
-
-	for (const char *q = strstr(list, w); q != NULL; q = strstr(q + 1, w))
-		if ((q == list || q[-1] == ' ') && (q[len] == ' ' || q[len] == '\0'))
-			return 1;
-	return 0;
-}
-
 /*
  * merge_bans - a port bans what [global] bans and what it adds: a port can
  * ban more, never less.  Words already present are not repeated.
@@ -732,7 +721,7 @@ static char *merge_bans(const struct setting *global, const struct setting *port
 			return NULL;
 		}
 		for (char *t = strtok_r(copy, " \t,:", &sp); t; t = strtok_r(NULL, " \t,:", &sp)) {
-			if (has_word(b.s, t))
+			if (tp_list_has(b.s, t, ' '))
 				continue;
 			if (b.len)
 				tp_buf_add(&b, " ");

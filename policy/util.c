@@ -189,3 +189,15 @@ const char *tp_path_display(const char *path, char *buf, size_t len)
 		snprintf(buf, len, "%s", path + n + 1);
 	return buf;
 }
+
+int tp_list_has(const char *list, const char *word, char sep)
+{
+	size_t len = strlen(word);
+
+	if (len == 0)
+		return 0;
+	for (const char *q = strstr(list, word); q != NULL; q = strstr(q + 1, word))
+		if ((q == list || q[-1] == sep) && (q[len] == sep || q[len] == '\0'))
+			return 1;
+	return 0;
+}

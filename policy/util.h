@@ -35,6 +35,9 @@ void tp_path_fold(char *path);
  */
 const char *tp_path_display(const char *path, char *buf, size_t len);
 
+/* tp_list_has - is word one of the sep-separated words of list? */
+int tp_list_has(const char *list, const char *word, char sep);
+
 /* a growable string; on allocation failure .oom is set and appends stop */
 struct tp_buf {
 	char *s;

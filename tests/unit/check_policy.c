@@ -393,12 +393,7 @@ struct wolf_suite {
 
 static int in_list(const char *list, const char *name)
 {
-	size_t len = strlen(name);
-
-	for (const char *p = strstr(list, name); p != NULL; p = strstr(p + 1, name))
-		if ((p == list || p[-1] == ':') && (p[len] == ':' || p[len] == '\0'))
-			return 1;
-	return 0;
+	return tp_list_has(list, name, ':');
 }
 
 static int wolf_suites(struct wolf_suite *out, int max)
