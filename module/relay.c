@@ -1,0 +1,588 @@
+/*
+ * relay.c - tlspolicyd's workers: TLS with wolfSSL, the protocol filter,
+ * and the bytes in between
+ *
+ * Each connection has the client's TCP socket and the daemon's relay end
+ * ("app").  Bytes from either side go through the filter; what it says to
+ * forward is buffered for the other side, what it answers itself goes
+ * back.  Buffers are bounded: a side whose output is full is not read
+ * until it drains.  Nothing is ever written to the client in plaintext on
+ * an implicit-TLS port, or after the upgrade has begun.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "filter.h"
+#include "relay.h"
+#include "tplog.h"
+
+#define READ_CHUNK 16384
+
+struct buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+enum conn_state {
+	ST_PEEK,		/* implicit TLS: waiting for the first bytes */
+	ST_PLAIN,		/* plaintext phase (STARTTLS modes) */
+	ST_HANDSHAKE,		/* TLS handshake under way */
+	ST_TLS,			/* inside TLS */
+};
+
+struct conn;
+
+struct endpoint {
+	struct conn *c;
+	int fd;
+	uint32_t events;	/* current epoll interest */
+};
+
+struct conn {
+	struct conn *next, *prev;
+	struct endpoint tcp, app;
+	const struct tp_rule *rule;
+	WOLFSSL_CTX *ctx;
+	WOLFSSL *ssl;
+	struct tp_filter *filter;
+	enum conn_state state;
+	int start_tls, closing, client_eof, app_eof, dead;
+	int retired;		/* closed; freed at the end of the event batch */
+	size_t tls_write_len;	/* length of a wolfSSL_write to repeat */
+	struct buf to_app, to_client;
+	time_t deadline, last;
+	unsigned long long in, out;
+	char client[INET6_ADDRSTRLEN + 16];
+};
+
+struct tp_worker {
+	int ep;
+	int pipe[2];
+	volatile int stop;
+	struct conn *conns;
+	struct conn *retired;	/* closed during this batch of events */
+};
+
+/* --- buffers ------------------------------------------------------------ */
+
+static int buf_add(struct buf *b, const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *d;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		/* the filter never makes more than a line or two of its own */
+		if (cap > 2 * TP_RELAY_BUFFER + 2 * READ_CHUNK)
+			return -1;
+		d = realloc(b->data, cap);
+		if (d == NULL)
+			return -1;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static void buf_drop(struct buf *b, size_t n)
+{
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+}
+
+/* --- logging ---------------------------------------------------------------- */
+
+static void conn_log(const struct conn *c, int prio, const char *action,
+		     const char *reason, const char *extra)
+{
+	tp_log(prio, "port=%d client=%s mode=%s action=%s%s%s%s%s",
+	       c->rule->port, c->client, tp_tls_mode_name(c->rule->tls), action,
+	       reason ? " reason=" : "", reason ? reason : "",
+	       extra ? " " : "", extra ? extra : "");
+}
+
+static void log_events(const struct conn *c, const struct tp_filter_out *out)
+{
+	for (size_t i = 0; i < out->nevents; i++) {
+		char extra[64] = "";
+
+		if (out->events[i].bytes)
+			snprintf(extra, sizeof(extra), "bytes=%zu", out->events[i].bytes);
+		conn_log(c, LOG_NOTICE, out->events[i].action, out->events[i].reason,
+			 extra[0] ? extra : NULL);
+	}
+}
+
+/* --- one connection ------------------------------------------------------------ */
+
+static void conn_close(struct tp_worker *w, struct conn *c)
+{
+	char extra[96];
+
+	snprintf(extra, sizeof(extra), "bytes_in=%llu bytes_out=%llu", c->in, c->out);
+	conn_log(c, LOG_INFO, "end", NULL, extra);
+	if (c->ssl != NULL) {
+		if (c->state == ST_TLS)
+			wolfSSL_shutdown(c->ssl);
+		wolfSSL_free(c->ssl);
+	}
+	epoll_ctl(w->ep, EPOLL_CTL_DEL, c->tcp.fd, NULL);
+	epoll_ctl(w->ep, EPOLL_CTL_DEL, c->app.fd, NULL);
+	close(c->tcp.fd);
+	close(c->app.fd);
+	tp_filter_free(&c->filter);
+	free(c->to_app.data);
+	free(c->to_client.data);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	/* other events of this batch may still point at it */
+	c->retired = 1;
+	c->next = w->retired;
+	w->retired = c;
+}
+
+static void free_retired(struct tp_worker *w)
+{
+	while (w->retired != NULL) {
+		struct conn *c = w->retired;
+
+		w->retired = c->next;
+		free(c);
+	}
+}
+
+/* apply - take what the filter said */
+static void apply(struct conn *c, const struct tp_filter_out *out, int rc)
+{
+	log_events(c, out);
+	if (buf_add(&c->to_app, out->to_server, out->to_server_len) < 0 ||
+	    buf_add(&c->to_client, out->to_client, out->to_client_len) < 0) {
+		conn_log(c, LOG_WARNING, "close", "buffer-full", NULL);
+		c->dead = 1;
+		return;
+	}
+	if (out->flags & TP_FILTER_START_TLS) {
+		c->start_tls = 1;
+		if (c->deadline == 0)
+			c->deadline = time(NULL) + c->rule->handshake_timeout;
+	}
+	if (rc < 0 || (out->flags & TP_FILTER_CLOSE))
+		c->closing = 1;
+}
+
+static void start_handshake(struct conn *c)
+{
+	c->ssl = wolfSSL_new(c->ctx);
+	if (c->ssl == NULL || wolfSSL_set_fd(c->ssl, c->tcp.fd) != WOLFSSL_SUCCESS) {
+		conn_log(c, LOG_ERR, "close", "tls-setup-failed", NULL);
+		c->dead = 1;
+		return;
+	}
+	c->state = ST_HANDSHAKE;
+}
+
+/* handshake - drive wolfSSL_accept; 1 if progress was made */
+static int handshake(struct conn *c)
+{
+	char extra[256];
+	int rc = wolfSSL_accept(c->ssl), err;
+
+	if (rc == WOLFSSL_SUCCESS) {
+		c->state = ST_TLS;
+		c->deadline = 0;
+		snprintf(extra, sizeof(extra), "version=%s suite=%s",
+			 wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl));
+		conn_log(c, LOG_INFO, "tls", NULL, extra);
+		tp_filter_tls_done(c->filter);
+		return 1;
+	}
+	err = wolfSSL_get_error(c->ssl, rc);
+	if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE)
+		return 0;
+	{
+		char reason[80];
+
+		wolfSSL_ERR_error_string_n((unsigned long)err, reason, sizeof(reason));
+		snprintf(extra, sizeof(extra), "error=\"%s\" policy_floor=%s", reason,
+			 tp_version_name(c->rule->min_version));
+	}
+	conn_log(c, LOG_NOTICE, "refuse", "tls-handshake-failed", extra);
+	c->dead = 1;
+	return 0;
+}
+
+/* peek_first - implicit TLS: is the first byte a TLS handshake record? */
+static int peek_first(struct conn *c)
+{
+	uint8_t b;
+	ssize_t n = recv(c->tcp.fd, &b, 1, MSG_PEEK);
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : (c->dead = 1, 0);
+	if (n == 0) {
+		c->dead = 1;
+		return 0;
+	}
+	/* 0x16: a TLS handshake record; 0x80: an SSLv2-style hello (refused by wolfSSL) */
+	if (b != 0x16 && b != 0x80) {
+		conn_log(c, LOG_NOTICE, "refuse", "plaintext-on-implicit-port",
+			 "hint=\"plaintext client on implicit-TLS port: client set to STARTTLS?\"");
+		c->dead = 1;
+		return 0;
+	}
+	start_handshake(c);
+	return 1;
+}
+
+/* read_client - bytes from the client, through the filter */
+static int read_client(struct conn *c)
+{
+	uint8_t data[READ_CHUNK];
+	struct tp_filter_out out;
+	ssize_t n;
+	int rc;
+
+	if (c->state == ST_TLS) {
+		n = wolfSSL_read(c->ssl, data, sizeof(data));
+		if (n <= 0) {
+			int err = wolfSSL_get_error(c->ssl, (int)n);
+
+			if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE)
+				return 0;
+			c->client_eof = 1;
+			return 1;
+		}
+	} else {
+		n = recv(c->tcp.fd, data, sizeof(data), 0);
+		if (n < 0)
+			return errno == EAGAIN ? 0 : (c->client_eof = 1);
+		if (n == 0) {
+			c->client_eof = 1;
+			return 1;
+		}
+	}
+	c->in += (unsigned long long)n;
+	c->last = time(NULL);
+	memset(&out, 0, sizeof(out));
+	rc = tp_filter_client(c->filter, data, (size_t)n, &out);
+	apply(c, &out, rc);
+	return 1;
+}
+
+static int read_app(struct conn *c)
+{
+	uint8_t data[READ_CHUNK];
+	struct tp_filter_out out;
+	ssize_t n = recv(c->app.fd, data, sizeof(data), 0);
+	int rc;
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : (c->app_eof = 1);
+	if (n == 0) {
+		c->app_eof = 1;
+		return 1;
+	}
+	c->last = time(NULL);
+	memset(&out, 0, sizeof(out));
+	rc = tp_filter_server(c->filter, data, (size_t)n, &out);
+	apply(c, &out, rc);
+	return 1;
+}
+
+static int write_app(struct conn *c)
+{
+	ssize_t n = send(c->app.fd, c->to_app.data, c->to_app.len, MSG_NOSIGNAL);
+
+	if (n < 0) {
+		if (errno != EAGAIN)
+			c->dead = 1;
+		return 0;
+	}
+	buf_drop(&c->to_app, (size_t)n);
+	return n > 0;
+}
+
+static int write_client(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->state == ST_TLS) {
+		size_t len = c->tls_write_len ? c->tls_write_len :
+			     (c->to_client.len < READ_CHUNK ? c->to_client.len : READ_CHUNK);
+
+		n = wolfSSL_write(c->ssl, c->to_client.data, (int)len);
+		if (n <= 0) {
+			int err = wolfSSL_get_error(c->ssl, (int)n);
+
+			if (err == WOLFSSL_ERROR_WANT_WRITE || err == WOLFSSL_ERROR_WANT_READ)
+				c->tls_write_len = len;	/* wolfSSL wants the same call again */
+			else
+				c->dead = 1;
+			return 0;
+		}
+		c->tls_write_len = 0;
+	} else {
+		n = send(c->tcp.fd, c->to_client.data, c->to_client.len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno != EAGAIN)
+				c->dead = 1;
+			return 0;
+		}
+	}
+	c->out += (unsigned long long)n;
+	buf_drop(&c->to_client, (size_t)n);
+	return n > 0;
+}
+
+/* may_write_client - never plaintext before or during the handshake */
+static int may_write_client(const struct conn *c)
+{
+	return c->state == ST_TLS || (c->state == ST_PLAIN && c->rule->tls != TP_TLS_IMPLICIT);
+}
+
+static int may_read_client(const struct conn *c)
+{
+	return (c->state == ST_PLAIN || c->state == ST_TLS) && !c->start_tls &&
+	       !c->client_eof && !c->closing && c->to_app.len < TP_RELAY_BUFFER;
+}
+
+/* step - one round of everything that can be done now; 1 if any was */
+static int step(struct conn *c)
+{
+	int progress = 0;
+
+	if (c->state == ST_PEEK)
+		progress |= peek_first(c);
+	if (!c->dead && c->state == ST_HANDSHAKE)
+		progress |= handshake(c);
+	if (!c->dead && may_read_client(c))
+		progress |= read_client(c);
+	if (!c->dead && !c->app_eof && !c->closing && c->to_client.len < TP_RELAY_BUFFER)
+		progress |= read_app(c);
+	if (!c->dead && c->to_app.len > 0)
+		progress |= write_app(c);
+	if (!c->dead && c->to_client.len > 0 && may_write_client(c))
+		progress |= write_client(c);
+	if (!c->dead && c->start_tls && c->to_client.len == 0) {
+		c->start_tls = 0;
+		start_handshake(c);
+		progress = 1;
+	}
+	return progress;
+}
+
+static int finished(const struct conn *c)
+{
+	if (c->dead)
+		return 1;
+	if (c->closing && c->to_client.len == 0)
+		return 1;
+	if (c->client_eof && c->to_app.len == 0)
+		return 1;
+	return c->app_eof && (c->to_client.len == 0 || !may_write_client(c));
+}
+
+static void set_interest(struct tp_worker *w, struct endpoint *e, uint32_t ev)
+{
+	if (e->events == ev)
+		return;
+	struct epoll_event ee = { .events = ev, .data.ptr = e };
+
+	epoll_ctl(w->ep, EPOLL_CTL_MOD, e->fd, &ee);
+	e->events = ev;
+}
+
+static void update_interest(struct tp_worker *w, struct conn *c)
+{
+	uint32_t t = 0, a = 0;
+
+	if (c->state == ST_PEEK || may_read_client(c) ||
+	    (c->ssl != NULL && wolfSSL_want_read(c->ssl)))
+		t |= EPOLLIN;
+	if ((c->to_client.len > 0 && may_write_client(c)) ||
+	    (c->ssl != NULL && wolfSSL_want_write(c->ssl)))
+		t |= EPOLLOUT;
+	if (!c->app_eof && !c->closing && c->to_client.len < TP_RELAY_BUFFER)
+		a |= EPOLLIN;
+	if (c->to_app.len > 0)
+		a |= EPOLLOUT;
+	set_interest(w, &c->tcp, t);
+	set_interest(w, &c->app, a);
+}
+
+static void conn_run(struct tp_worker *w, struct conn *c)
+{
+	for (int i = 0; i < 64 && !c->dead && step(c); i++)
+		;
+	if (finished(c)) {
+		/* the last bytes for the daemon still go out, best effort */
+		if (c->to_app.len > 0)
+			write_app(c);
+		conn_close(w, c);
+		return;
+	}
+	update_interest(w, c);
+}
+
+/* --- the worker ------------------------------------------------------------ */
+
+struct tp_worker *tp_worker_new(void)
+{
+	struct tp_worker *w = calloc(1, sizeof(*w));
+	struct epoll_event ee = { .events = EPOLLIN };
+
+	if (w == NULL)
+		return NULL;
+	w->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (w->ep < 0 || pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		free(w);
+		return NULL;
+	}
+	ee.data.ptr = NULL;
+	epoll_ctl(w->ep, EPOLL_CTL_ADD, w->pipe[0], &ee);
+	return w;
+}
+
+int tp_worker_add(struct tp_worker *w, int tcp, int app,
+		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,
+		  const char *client)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct tp_filter_config fc;
+
+	if (c == NULL)
+		return -1;
+	fc = (struct tp_filter_config){ rule->protocol, rule->tls, rule->tls_by,
+					rule->enforce == TP_ENFORCE_AUDIT, rule->refuse_alt_port };
+	c->filter = tp_filter_new(&fc);
+	if (c->filter == NULL) {
+		free(c);
+		return -1;
+	}
+	c->tcp = (struct endpoint){ c, tcp, 0 };
+	c->app = (struct endpoint){ c, app, 0 };
+	c->rule = rule;
+	c->ctx = ctx;
+	c->last = time(NULL);
+	snprintf(c->client, sizeof(c->client), "%s", client);
+	if (write(w->pipe[1], &c, sizeof(c)) != (ssize_t)sizeof(c)) {
+		tp_filter_free(&c->filter);
+		free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* conn_start - first steps of a new connection, in the worker's thread */
+static void conn_start(struct tp_worker *w, struct conn *c)
+{
+	struct epoll_event ee = { .events = 0 };
+	int one = 1;
+
+	fcntl(c->tcp.fd, F_SETFL, fcntl(c->tcp.fd, F_GETFL) | O_NONBLOCK);
+	fcntl(c->app.fd, F_SETFL, fcntl(c->app.fd, F_GETFL) | O_NONBLOCK);
+	setsockopt(c->tcp.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(c->tcp.fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	ee.data.ptr = &c->tcp;
+	epoll_ctl(w->ep, EPOLL_CTL_ADD, c->tcp.fd, &ee);
+	ee.data.ptr = &c->app;
+	epoll_ctl(w->ep, EPOLL_CTL_ADD, c->app.fd, &ee);
+	conn_log(c, LOG_INFO, "relay", NULL, c->rule->tls_by == TP_BY_MODULE ? "tls_by=module" : "tls_by=daemon");
+	if (c->rule->tls == TP_TLS_REFUSE) {
+		const char *line = tp_filter_refusal(c->filter);
+
+		conn_log(c, LOG_NOTICE, "refuse", "port-disabled", NULL);
+		buf_add(&c->to_client, (const uint8_t *)line, strlen(line));
+		buf_add(&c->to_client, (const uint8_t *)"\r\n", 2);
+		c->state = ST_PLAIN;
+		c->closing = 1;
+	} else if (c->rule->tls == TP_TLS_IMPLICIT) {
+		c->state = ST_PEEK;
+		c->deadline = time(NULL) + c->rule->handshake_timeout;
+	} else {
+		c->state = ST_PLAIN;
+		if (c->rule->tls == TP_TLS_STARTTLS)
+			c->deadline = time(NULL) + c->rule->handshake_timeout;
+	}
+	conn_run(w, c);
+}
+
+static void check_timeouts(struct tp_worker *w)
+{
+	time_t now = time(NULL);
+
+	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->deadline && now > c->deadline && c->state != ST_TLS) {
+			conn_log(c, LOG_NOTICE, "close", "handshake-timeout", NULL);
+			conn_close(w, c);
+			continue;
+		} else if (now - c->last > TP_RELAY_IDLE_TIMEOUT) {
+			conn_log(c, LOG_INFO, "close", "idle-timeout", NULL);
+			conn_close(w, c);
+		}
+	}
+}
+
+void *tp_worker_run(void *arg)
+{
+	struct tp_worker *w = arg;
+	struct epoll_event ev[64];
+	time_t last_check = 0;
+
+	while (!w->stop) {
+		int n = epoll_wait(w->ep, ev, 64, 1000);
+
+		for (int i = 0; i < n; i++) {
+			struct endpoint *e = ev[i].data.ptr;
+			struct conn *c;
+
+			if (e == NULL) {
+				while (read(w->pipe[0], &c, sizeof(c)) == (ssize_t)sizeof(c))
+					conn_start(w, c);
+				continue;
+			}
+			if (!e->c->retired)
+				conn_run(w, e->c);
+		}
+		free_retired(w);
+		if (time(NULL) != last_check) {
+			last_check = time(NULL);
+			check_timeouts(w);
+		}
+	}
+	while (w->conns != NULL)
+		conn_close(w, w->conns);
+	free_retired(w);
+	return NULL;
+}
+
+void tp_worker_stop(struct tp_worker *w)
+{
+	w->stop = 1;
+}

@@ -1,0 +1,41 @@
+/*
+ * relay.h - tlspolicyd's workers: one epoll loop per thread, relaying
+ * each connection between the client's TCP socket (TLS done here with
+ * wolfSSL, or by the daemon) and the daemon's end of the relay pair,
+ * through the protocol filter.
+ */
+#ifndef TP_RELAY_H
+#define TP_RELAY_H
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "policy.h"
+
+struct tp_worker;
+
+/* limits: per direction, bytes buffered before reading that side stops */
+#define TP_RELAY_BUFFER (256 * 1024)
+/* seconds a connection may be idle once the session is under way */
+#define TP_RELAY_IDLE_TIMEOUT 3600
+
+/* tp_worker_new - a worker; NULL on failure */
+struct tp_worker *tp_worker_new(void);
+
+/* tp_worker_run - the worker's loop (a pthread start routine) */
+void *tp_worker_run(void *worker);
+
+/* tp_worker_stop - ask the loop to end; it closes every connection */
+void tp_worker_stop(struct tp_worker *w);
+
+/*
+ * tp_worker_add - hand a connection to the worker (from another thread).
+ * The worker owns both descriptors from then on.  ctx is the wolfSSL
+ * context for the rule (NULL where the module does no TLS).  client is
+ * "ADDR:PORT" for the log.  Returns 0, or -1 (descriptors not taken).
+ */
+int tp_worker_add(struct tp_worker *w, int tcp, int app,
+		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,
+		  const char *client);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * shim.c - tlspolicy.so, preloaded into mail daemons
+ *
+ * The shim reads the policy once, in its constructor (before any chroot or
+ * privilege drop), to learn which local ports are managed.  For a
+ * connection accepted on a managed port it hands the TCP socket to
+ * tlspolicyd and gives the daemon, in its place, one end of a UNIX stream
+ * pair whose name carries the real addresses (relayname.h), so that
+ * getpeername() and getsockname() keep telling the truth in every process
+ * that ever holds the socket.
+ *
+ * Rules for code inside someone else's process (STYLE.md, PAM): no
+ * threads, no forks, no exit, nothing written to the host's stdout or
+ * stderr, errors to syslog (facility mail, prefix "tlspolicy:"), and fail
+ * closed: if the policy cannot be read, or tlspolicyd cannot take a
+ * connection, the connection is closed, never served in plaintext.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "handoff.h"
+#include "policy.h"
+#include "relayname.h"
+
+#define MAX_MANAGED 256
+
+typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
+typedef int (*accept4_fn)(int, struct sockaddr *, socklen_t *, int);
+typedef int (*getname_fn)(int, struct sockaddr *, socklen_t *);
+typedef int (*setsockopt_fn)(int, int, int, const void *, socklen_t);
+typedef int (*getsockopt_fn)(int, int, int, void *, socklen_t *);
+
+static struct {
+	accept_fn accept;
+	accept4_fn accept4;
+	getname_fn getpeername;
+	getname_fn getsockname;
+	setsockopt_fn setsockopt;
+	getsockopt_fn getsockopt;
+} real;
+
+/* what the constructor learnt; read-only afterwards */
+static struct {
+	int ready;		/* the policy was read */
+	size_t n;
+	int port[MAX_MANAGED];
+	struct sockaddr_un relay;
+	socklen_t relay_len;
+	uint32_t serial;	/* only this process's accept path writes it */
+} shim;
+
+/*
+ * log_line - to syslog; never to the host's stdout or stderr.  Tests
+ * point TLSPOLICY_SYSLOG_SOCKET at a datagram socket of their own, as
+ * TLSPOLICY_CONF points at their policy, so they can read what was said.
+ */
+static void log_line(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(int prio, const char *fmt, ...)
+{
+	const char *sockpath = getenv("TLSPOLICY_SYSLOG_SOCKET");
+	char msg[1024];
+	int n, s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (sockpath == NULL || sockpath[0] != '/' || strlen(sockpath) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		syslog(LOG_MAIL | prio, "%s", msg);
+		return;
+	}
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char line[1100];
+
+	memcpy(sun.sun_path, sockpath, strlen(sockpath) + 1);
+	n = snprintf(line, sizeof(line), "<%d>%s", LOG_MAIL | prio, msg);
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0) {
+		sendto(s, line, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sun, sizeof(sun));
+		close(s);
+	}
+}
+
+static void say(int prio, const char *what, int port, int err)
+{
+	log_line(prio, "tlspolicy: port=%d action=close reason=%s%s%s%s",
+		 port, what, err ? " error=\"" : "", err ? strerror(err) : "", err ? "\"" : "");
+}
+
+static void load_real(void)
+{
+	real.accept = (accept_fn)dlsym(RTLD_NEXT, "accept");
+	real.accept4 = (accept4_fn)dlsym(RTLD_NEXT, "accept4");
+	real.getpeername = (getname_fn)dlsym(RTLD_NEXT, "getpeername");
+	real.getsockname = (getname_fn)dlsym(RTLD_NEXT, "getsockname");
+	real.setsockopt = (setsockopt_fn)dlsym(RTLD_NEXT, "setsockopt");
+	real.getsockopt = (getsockopt_fn)dlsym(RTLD_NEXT, "getsockopt");
+}
+
+/* relay_address - the abstract socket tlspolicyd listens on */
+static int relay_address(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (name[0] != '@' || len < 2 || len > sizeof(shim.relay.sun_path))
+		return -1;
+	memset(&shim.relay, 0, sizeof(shim.relay));
+	shim.relay.sun_family = AF_UNIX;
+	memcpy(shim.relay.sun_path + 1, name + 1, len - 1);
+	shim.relay_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	return 0;
+}
+
+static int relay(int tcp, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+/*
+ * inherited_connection - inetd, or systemd with Accept=yes, starts the
+ * daemon with the client's connection on fd 0 (and often fd 1): relay it
+ * as if it had been accepted here.
+ */
+static void inherited_connection(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct stat s0, s1;
+	int type, d;
+	socklen_t tlen = sizeof(type);
+
+	if (fstat(0, &s0) < 0 || !S_ISSOCK(s0.st_mode) ||
+	    real.getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
+	    real.getpeername(0, (struct sockaddr *)&ss, &len) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return;
+	int same1 = fstat(1, &s1) == 0 && s1.st_ino == s0.st_ino && s1.st_dev == s0.st_dev;
+	int in = dup(0);
+
+	if (in < 0)
+		return;
+	d = relay(in, NULL, NULL, 0);
+	if (d == in) {
+		close(in);	/* not a managed port: left as it was */
+		return;
+	}
+	if (d < 0) {
+		/* refused: the daemon must not serve the client in plaintext */
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		shutdown(0, SHUT_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			if (same1)
+				dup2(null, 1);
+			close(null);
+		}
+		return;
+	}
+	dup2(d, 0);
+	if (same1)
+		dup2(d, 1);
+	close(d);
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+	struct tp_diags *d = tp_diags_new();
+	struct tp_policy *p;
+
+	load_real();
+	if (d == NULL)
+		return;
+	p = tp_policy_load(tp_policy_default_path(), 0, d);
+	if (p == NULL) {
+		log_line(LOG_ERR,
+			 "tlspolicy: action=refuse-all reason=policy-invalid file=%s errors=%zu hint=\"run tlspolicyctl validate\"",
+			 tp_policy_default_path(), tp_diags_count(d, TP_ERROR));
+		tp_diags_free(&d);
+		return;
+	}
+	for (size_t i = 0; i < tp_policy_rule_count(p) && shim.n < MAX_MANAGED; i++)
+		shim.port[shim.n++] = tp_policy_rule(p, i)->port;
+	if (relay_address(tp_policy_relay_socket(p)) == 0)
+		shim.ready = 1;
+	tp_policy_free(&p);
+	tp_diags_free(&d);
+	inherited_connection();
+}
+
+static int managed(int port)
+{
+	for (size_t i = 0; i < shim.n; i++)
+		if (shim.port[i] == port)
+			return 1;
+	return 0;
+}
+
+static int port_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+	return -1;
+}
+
+/*
+ * make_pair - a connected UNIX stream pair whose daemon end carries the
+ * relay name: a listener bound to the name, connected to, accepted from,
+ * then closed (the accepted end keeps the listener's address).
+ */
+static int make_pair(const struct sockaddr_storage *peer,
+		     const struct sockaddr_storage *local, int *daemon_end,
+		     int *relay_end)
+{
+	struct sockaddr_un name;
+	socklen_t len = 0;
+	int l = -1, c = -1, a = -1;
+
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -1;
+	for (int tries = 0; tries < 16; tries++) {
+		len = tp_relayname_make(&name, (const struct sockaddr *)peer,
+					(const struct sockaddr *)local,
+					(uint32_t)getpid(), ++shim.serial);
+		if (len == 0 || bind(l, (struct sockaddr *)&name, len) == 0)
+			break;
+		if (errno != EADDRINUSE)
+			len = 0;
+	}
+	if (len == 0 || listen(l, 1) < 0)
+		goto fail;
+	c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&name, len) < 0)
+		goto fail;
+	a = real.accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (a < 0)
+		goto fail;
+	close(l);
+	*daemon_end = a;
+	*relay_end = c;
+	return 0;
+fail:
+	if (c >= 0)
+		close(c);
+	close(l);
+	return -1;
+}
+
+/* hand_off - give tcp and the relay end to tlspolicyd; 0 if it took them */
+static int hand_off(int tcp, int relay_end, int port)
+{
+	struct tp_handoff msg = { TP_HANDOFF_MAGIC, 1, (uint32_t)port, 0 };
+	struct tp_handoff_reply reply = { 0, -1 };
+	char control[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { &msg, sizeof(msg) };
+	struct msghdr mh = { 0 };
+	struct cmsghdr *cm;
+	struct pollfd pfd;
+	int s, fds[2] = { tcp, relay_end }, rc = -1;
+
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return errno;
+	if (connect(s, (struct sockaddr *)&shim.relay, shim.relay_len) < 0) {
+		rc = errno;
+		close(s);
+		return rc;
+	}
+	memset(control, 0, sizeof(control));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = control;
+	mh.msg_controllen = sizeof(control);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	pfd = (struct pollfd){ s, POLLIN, 0 };
+	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+		rc = errno ? errno : EPROTO;
+	else if (poll(&pfd, 1, TP_HANDOFF_TIMEOUT_MS) != 1)
+		rc = ETIMEDOUT;
+	else if (recv(s, &reply, sizeof(reply), 0) != (ssize_t)sizeof(reply) ||
+		 reply.magic != TP_HANDOFF_MAGIC)
+		rc = EPROTO;
+	else
+		rc = reply.status;
+	close(s);
+	return rc;
+}
+
+/*
+ * relay - the descriptor the daemon gets for an accepted managed
+ * connection, or -1 with errno ECONNABORTED (daemons retry accept on it)
+ */
+static int relay(int tcp, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	struct sockaddr_storage peer, local;
+	socklen_t plen = sizeof(peer), llen = sizeof(local);
+	int port, d = -1, r = -1, err;
+
+	if (real.getsockname(tcp, (struct sockaddr *)&local, &llen) < 0 ||
+	    (local.ss_family != AF_INET && local.ss_family != AF_INET6))
+		return tcp;	/* not TCP: none of our business */
+	port = port_of(&local);
+	if (shim.ready && !managed(port))
+		return tcp;
+	if (!shim.ready) {
+		say(LOG_ERR, "policy-unreadable", port, 0);
+		goto refuse;
+	}
+	if (real.getpeername(tcp, (struct sockaddr *)&peer, &plen) < 0) {
+		say(LOG_WARNING, "peer-gone", port, errno);
+		goto refuse;
+	}
+	if (make_pair(&peer, &local, &d, &r) < 0) {
+		say(LOG_ERR, "relay-pair-failed", port, errno);
+		goto refuse;
+	}
+	err = hand_off(tcp, r, port);
+	close(r);
+	if (err != 0) {
+		say(LOG_ERR, "tlspolicyd-unreachable", port, err);
+		close(d);
+		goto refuse;
+	}
+	close(tcp);
+	if (flags & SOCK_NONBLOCK)
+		fcntl(d, F_SETFL, fcntl(d, F_GETFL) | O_NONBLOCK);
+	if (!(flags & SOCK_CLOEXEC))
+		fcntl(d, F_SETFD, 0);
+	if (addr != NULL && addrlen != NULL) {
+		socklen_t n = *addrlen < plen ? *addrlen : plen;
+
+		memcpy(addr, &peer, n);
+		*addrlen = plen;
+	}
+	return d;
+refuse:
+	close(tcp);
+	errno = ECONNABORTED;
+	return -1;
+}
+
+int accept(int s, struct sockaddr *addr, socklen_t *addrlen)
+{
+	int fd;
+
+	if (real.accept == NULL)
+		load_real();
+	fd = real.accept(s, addr, addrlen);
+	return fd < 0 ? fd : relay(fd, addr, addrlen, 0);
+}
+
+int accept4(int s, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	int fd;
+
+	if (real.accept4 == NULL)
+		load_real();
+	fd = real.accept4(s, addr, addrlen, flags);
+	return fd < 0 ? fd : relay(fd, addr, addrlen, flags);
+}
+
+/* relayed_name - the real address behind a relayed socket, if fd is one */
+static int relayed_name(int fd, int want_local, struct sockaddr *addr,
+			socklen_t *addrlen)
+{
+	struct sockaddr_un un;
+	struct sockaddr_storage real_addr;
+	socklen_t len = sizeof(un), rlen;
+
+	if (real.getsockname(fd, (struct sockaddr *)&un, &len) < 0 ||
+	    !tp_relayname_parse(&un, len, want_local, &real_addr, &rlen))
+		return 0;
+	memcpy(addr, &real_addr, *addrlen < rlen ? *addrlen : rlen);
+	*addrlen = rlen;
+	return 1;
+}
+
+int getpeername(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	if (real.getpeername == NULL)
+		load_real();
+	if (addr != NULL && addrlen != NULL && relayed_name(fd, 0, addr, addrlen))
+		return 0;
+	return real.getpeername(fd, addr, addrlen);
+}
+
+int getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	if (real.getsockname == NULL)
+		load_real();
+	if (addr != NULL && addrlen != NULL && relayed_name(fd, 1, addr, addrlen))
+		return 0;
+	return real.getsockname(fd, addr, addrlen);
+}
+
+static int is_relayed(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return relayed_name(fd, 0, (struct sockaddr *)&ss, &len);
+}
+
+/*
+ * setsockopt - TCP options on a relayed socket: tlspolicyd sets
+ * TCP_NODELAY and SO_KEEPALIVE on every TCP socket it relays, and a
+ * daemon's TCP_CORK must not hold back the relay, so they succeed here
+ * without effect instead of failing on a UNIX socket.
+ */
+int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	if (real.setsockopt == NULL)
+		load_real();
+	if (level == IPPROTO_TCP && is_relayed(fd))
+		return 0;
+	return real.setsockopt(fd, level, name, val, len);
+}
+
+int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	if (real.getsockopt == NULL)
+		load_real();
+	if (level == IPPROTO_TCP && val != NULL && len != NULL &&
+	    *len >= sizeof(int) && is_relayed(fd)) {
+		*(int *)val = name == TCP_NODELAY;
+		*len = sizeof(int);
+		return 0;
+	}
+	return real.getsockopt(fd, level, name, val, len);
+}

@@ -1,0 +1,434 @@
+/*
+ * tlspolicyd - the enforcement daemon
+ *
+ * Loads the policy and the certificates, then (when started as root)
+ * drops to the unprivileged user "tlspolicy".  Listens on the abstract
+ * UNIX socket of [global] relay_socket for connections the shim hands
+ * over, checks who hands them (SO_PEERCRED), takes the client's address
+ * from the TCP socket itself, and gives each connection to a worker.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "handoff.h"
+#include "policy.h"
+#include "relay.h"
+#include "tplog.h"
+
+#define WORKERS 2
+#define MAX_UIDS 16
+
+static volatile sig_atomic_t stopping, reloading;
+
+static struct {
+	struct tp_policy *policy;
+	WOLFSSL_CTX **ctx;		/* per rule, NULL where no TLS is done here */
+	struct tp_worker *worker[WORKERS];
+	uid_t uids[MAX_UIDS];		/* who may hand over connections */
+	size_t nuids;
+	unsigned generation;		/* 1 at start, +1 per reload */
+} d;
+
+/*
+ * Policies replaced by a reload stay allocated: connections started under
+ * them keep their rules and TLS contexts until they end.
+ */
+struct old_policy {
+	struct old_policy *next;
+	struct tp_policy *policy;
+	WOLFSSL_CTX **ctx;
+};
+static struct old_policy *old_policies;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reloading = 1;
+	else
+		stopping = 1;
+}
+
+static int wolf_version(enum tp_version v)
+{
+	switch (v) {
+	case TP_TLS10: return WOLFSSL_TLSV1;
+	case TP_TLS11: return WOLFSSL_TLSV1_1;
+	case TP_TLS12: return WOLFSSL_TLSV1_2;
+	default: return WOLFSSL_TLSV1_3;
+	}
+}
+
+/* make_ctx - a wolfSSL server context with the rule's floor and suites */
+static WOLFSSL_CTX *make_ctx(const struct tp_rule *r)
+{
+	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+	char list[8192];
+
+	if (ctx == NULL)
+		return NULL;
+	snprintf(list, sizeof(list), "%s%s%s", r->tls13_suites,
+		 r->tls13_suites[0] && r->tls12_suites[0] ? ":" : "", r->tls12_suites);
+	if (wolfSSL_CTX_SetMinVersion(ctx, wolf_version(r->min_version)) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_use_certificate_chain_file(ctx, r->certificate) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_use_PrivateKey_file(ctx, r->private_key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+		tp_log(LOG_ERR, "action=start-failed reason=tls-context port=%d", r->port);
+		wolfSSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void free_contexts(WOLFSSL_CTX **ctx, size_t n)
+{
+	for (size_t i = 0; ctx != NULL && i < n; i++)
+		if (ctx[i] != NULL)
+			wolfSSL_CTX_free(ctx[i]);
+	free(ctx);
+}
+
+/* make_contexts - one wolfSSL context per rule where TLS is done here */
+static WOLFSSL_CTX **make_contexts(const struct tp_policy *p)
+{
+	size_t n = tp_policy_rule_count(p);
+	WOLFSSL_CTX **ctx = calloc(n ? n : 1, sizeof(*ctx));
+
+	if (ctx == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct tp_rule *r = tp_policy_rule(p, i);
+
+		if (r->tls_by != TP_BY_MODULE || r->tls == TP_TLS_REFUSE)
+			continue;
+		ctx[i] = make_ctx(r);
+		if (ctx[i] == NULL) {
+			free_contexts(ctx, n);
+			return NULL;
+		}
+	}
+	return ctx;
+}
+
+static void allow_user(const char *name)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (pw != NULL && d.nuids < MAX_UIDS)
+		d.uids[d.nuids++] = pw->pw_uid;
+}
+
+/* allowed - root, ourselves, and the mail daemons' users may hand over */
+static int allowed(uid_t uid)
+{
+	for (size_t i = 0; i < d.nuids; i++)
+		if (d.uids[i] == uid)
+			return 1;
+	return 0;
+}
+
+static int listen_relay(const char *name)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t len = strlen(name);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return -1;
+	memcpy(sun.sun_path + 1, name + 1, len - 1);	/* "@name": abstract */
+	if (bind(s, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0 ||
+	    listen(s, 128) < 0) {
+		int e = errno;
+
+		close(s);
+		errno = e;
+		return -1;
+	}
+	return s;
+}
+
+/* drop_privileges - after the keys are loaded, run as "tlspolicy" */
+static void drop_privileges(void)
+{
+	struct passwd *pw;
+
+	if (getuid() != 0)
+		return;
+	pw = getpwnam("tlspolicy");
+	if (pw == NULL) {
+		tp_log(LOG_WARNING, "action=start note=\"no user tlspolicy: running as root\"");
+		return;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		tp_log(LOG_ERR, "action=start-failed reason=setuid error=\"%s\"", strerror(errno));
+		exit(1);
+	}
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len,
+		      int *port)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		*port = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		*port = ntohs(s6->sin6_port);
+	} else {
+		*port = -1;
+	}
+	snprintf(out, len, "%s", ip);
+}
+
+static void reply(int s, int status)
+{
+	struct tp_handoff_reply r = { TP_HANDOFF_MAGIC, status };
+
+	if (send(s, &r, sizeof(r), MSG_NOSIGNAL) != (ssize_t)sizeof(r))
+		tp_log(LOG_WARNING, "action=handoff-reply-failed error=\"%s\"", strerror(errno));
+}
+
+/* take - one hand-off: check it, find the rule, give it to a worker */
+static int take(int tcp, int app)
+{
+	static unsigned next;
+	struct sockaddr_storage local, peer;
+	socklen_t llen = sizeof(local), plen = sizeof(peer);
+	char lip[INET6_ADDRSTRLEN], pip[INET6_ADDRSTRLEN], client[INET6_ADDRSTRLEN + 16];
+	int lport, pport;
+	const struct tp_rule *r;
+	size_t idx = 0;
+
+	/* the addresses come from the TCP socket itself, never from the caller */
+	if (getsockname(tcp, (struct sockaddr *)&local, &llen) < 0 ||
+	    getpeername(tcp, (struct sockaddr *)&peer, &plen) < 0)
+		return errno ? errno : EINVAL;
+	addr_text(&local, lip, sizeof(lip), &lport);
+	addr_text(&peer, pip, sizeof(pip), &pport);
+	if (lport < 0 || pport < 0)
+		return EAFNOSUPPORT;
+	snprintf(client, sizeof(client), "%s%s%s:%d", strchr(pip, ':') ? "[" : "", pip,
+		 strchr(pip, ':') ? "]" : "", pport);
+	r = tp_policy_lookup(d.policy, lport, lip);
+	if (r == NULL) {
+		tp_log(LOG_WARNING, "port=%d client=%s action=close reason=port-not-managed", lport, client);
+		return ENOENT;
+	}
+	for (; idx < tp_policy_rule_count(d.policy); idx++)
+		if (tp_policy_rule(d.policy, idx) == r)
+			break;
+	if (tp_worker_add(d.worker[next++ % WORKERS], tcp, app, r, d.ctx[idx], client) < 0)
+		return ENOMEM;
+	return 0;
+}
+
+/* receive - read one hand-off message and its two descriptors */
+static void receive(int s)
+{
+	struct tp_handoff msg;
+	char control[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { &msg, sizeof(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = control, .msg_controllen = sizeof(control) };
+	struct cmsghdr *cm;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	int fds[2] = { -1, -1 }, status;
+	ssize_t n;
+
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || !allowed(cred.uid)) {
+		tp_log(LOG_WARNING, "action=handoff-refused reason=uid-not-allowed uid=%d pid=%d",
+		       (int)cred.uid, (int)cred.pid);
+		reply(s, EPERM);
+		return;
+	}
+	struct pollfd pfd = { s, POLLIN, 0 };
+
+	if (poll(&pfd, 1, TP_HANDOFF_TIMEOUT_MS) != 1)
+		return;
+	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+	cm = CMSG_FIRSTHDR(&mh);
+	if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))
+		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	if (n != (ssize_t)sizeof(msg) || msg.magic != TP_HANDOFF_MAGIC || fds[0] < 0 || fds[1] < 0) {
+		tp_log(LOG_WARNING, "action=handoff-refused reason=bad-message pid=%d", (int)cred.pid);
+		status = EPROTO;
+	} else {
+		status = take(fds[0], fds[1]);
+	}
+	if (status != 0) {
+		if (fds[0] >= 0)
+			close(fds[0]);
+		if (fds[1] >= 0)
+			close(fds[1]);
+	}
+	reply(s, status);
+}
+
+static int usage(FILE *f, int rc)
+{
+	fprintf(f, "usage: tlspolicyd [-f] [-c FILE]\n"
+		"  -f       stay in the foreground and log to stderr\n"
+		"  -c FILE  the policy (default: $TLSPOLICY_CONF or %s/tlspolicy/tlspolicy.conf)\n",
+		TP_SYSCONFDIR);
+	return rc;
+}
+
+/* load - a policy and its contexts, all or nothing; diagnostics logged */
+static int load(const char *path, struct tp_policy **p_r, WOLFSSL_CTX ***ctx_r)
+{
+	struct tp_diags *dg = tp_diags_new();
+	struct tp_policy *p = tp_policy_load(path, TP_LOAD_CHECK_FILES, dg);
+
+	for (size_t i = 0; dg != NULL && i < tp_diags_len(dg); i++) {
+		char *line = tp_diag_format(tp_diags_get(dg, i));
+
+		tp_log(tp_diags_get(dg, i)->severity == TP_ERROR ? LOG_ERR : LOG_WARNING, "%s", line);
+		free(line);
+	}
+	tp_diags_free(&dg);
+	if (p == NULL)
+		return -1;
+	*ctx_r = make_contexts(p);
+	if (*ctx_r == NULL) {
+		tp_policy_free(&p);
+		return -1;
+	}
+	*p_r = p;
+	return 0;
+}
+
+/*
+ * reload - parse into new objects, then swap; on any error the running
+ * policy stays (an invalid policy is never activated)
+ */
+static void reload(const char *path)
+{
+	struct tp_policy *p;
+	WOLFSSL_CTX **ctx;
+	struct old_policy *old = calloc(1, sizeof(*old));
+
+	if (old == NULL || load(path, &p, &ctx) < 0) {
+		free(old);
+		tp_log(LOG_ERR, "action=reload-failed file=%s generation=%u note=\"the running policy stays\"",
+		       path, d.generation);
+		return;
+	}
+	if (strcmp(tp_policy_relay_socket(p), tp_policy_relay_socket(d.policy)) != 0)
+		tp_log(LOG_WARNING, "action=reload note=\"relay_socket changed: takes effect on restart\"");
+	*old = (struct old_policy){ old_policies, d.policy, d.ctx };
+	old_policies = old;
+	d.policy = p;
+	d.ctx = ctx;
+	d.generation++;
+	tp_log(LOG_INFO, "action=reload file=%s generation=%u ports=%zu", path, d.generation,
+	       tp_policy_rule_count(p));
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	pthread_t th[WORKERS];
+	int c, foreground = 0, ls;
+
+	while ((c = getopt(argc, argv, "fc:h")) != -1) {
+		switch (c) {
+		case 'f': foreground = 1; break;
+		case 'c': path = optarg; break;
+		case 'h': return usage(stdout, 0);
+		default: return usage(stderr, 2);
+		}
+	}
+	tp_log_open(foreground);
+	if (path == NULL)
+		path = tp_policy_default_path();
+	wolfSSL_Init();
+	if (load(path, &d.policy, &d.ctx) < 0) {
+		tp_log(LOG_ERR, "action=start-failed reason=policy-invalid file=%s", path);
+		return 1;
+	}
+	d.generation = 1;
+	ls = listen_relay(tp_policy_relay_socket(d.policy));
+	if (ls < 0) {
+		tp_log(LOG_ERR, "action=start-failed reason=listen socket=%s error=\"%s\"",
+		       tp_policy_relay_socket(d.policy), strerror(errno));
+		return 1;
+	}
+	d.uids[d.nuids++] = 0;
+	d.uids[d.nuids++] = getuid();
+	allow_user("postfix");
+	allow_user("dovecot");
+	allow_user("dovenull");
+	allow_user("Debian-exim");
+	allow_user("mail");
+	drop_privileges();
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGHUP, on_signal);
+	for (int i = 0; i < WORKERS; i++) {
+		d.worker[i] = tp_worker_new();
+		if (d.worker[i] == NULL || pthread_create(&th[i], NULL, tp_worker_run, d.worker[i]) != 0)
+			return 1;
+	}
+	tp_log(LOG_INFO, "action=start socket=%s ports=%zu", tp_policy_relay_socket(d.policy),
+	       tp_policy_rule_count(d.policy));
+	while (!stopping) {
+		struct pollfd pfd = { ls, POLLIN, 0 };
+		int s;
+
+		if (reloading) {
+			reloading = 0;
+			reload(path);
+		}
+		if (poll(&pfd, 1, 500) != 1)
+			continue;
+		s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+		if (s < 0)
+			continue;
+		receive(s);
+		close(s);
+	}
+	tp_log(LOG_INFO, "action=stop");
+	for (int i = 0; i < WORKERS; i++) {
+		tp_worker_stop(d.worker[i]);
+		pthread_join(th[i], NULL);
+	}
+	close(ls);
+	free_contexts(d.ctx, tp_policy_rule_count(d.policy));
+	tp_policy_free(&d.policy);
+	while (old_policies != NULL) {
+		struct old_policy *o = old_policies;
+
+		old_policies = o->next;
+		free_contexts(o->ctx, tp_policy_rule_count(o->policy));
+		tp_policy_free(&o->policy);
+		free(o);
+	}
+	wolfSSL_Cleanup();
+	return 0;
+}
