@@ -270,6 +270,8 @@ static void receive(int s)
 	if (poll(&pfd, 1, TP_HANDOFF_TIMEOUT_MS) != 1)
 		return;
 	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+	if (n == 0)
+		return;		/* connected and closed: a liveness check, not a hand-off */
 	cm = CMSG_FIRSTHDR(&mh);
 	if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 	    cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))

@@ -142,7 +142,7 @@ def make_cert(directory, name="mail"):
     rc, out, err = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
                         "-keyout", key, "-out", cert, "-subj", "/CN=mail.test",
                         "-addext", "subjectAltName=DNS:mail.test,DNS:localhost,IP:127.0.0.1",
-                        "-days", "30"], timeout=60)
+                        "-days", "365"], timeout=60)
     if rc != 0:
         raise SetupError("openssl req failed (%d):\n%s%s" % (rc, out, err))
     os.chmod(key, 0o600)
