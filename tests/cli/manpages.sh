@@ -146,7 +146,28 @@ else
 	done <"$tmp/verbs"
 fi
 
-# --- (d) both pages format without warnings -----------------------------
+# --- (c2) tlspolicyd(8) names every option of tlspolicyd's usage ---------
+mand=$top_srcdir/doc/tlspolicyd.8
+daemon=$top_builddir/module/tlspolicyd
+if ! [ -s "$mand" ]; then
+	fail "$mand does not exist or is empty"
+elif ! [ -x "$daemon" ]; then
+	fail "$daemon is not built"
+else
+	"$daemon" -h >"$tmp/dhelp" 2>&1 || fail "'tlspolicyd -h' exited non-zero"
+	sed -n 's/^  \(-[a-zA-Z]\).*/\1/p' "$tmp/dhelp" >"$tmp/dopts"
+	[ -s "$tmp/dopts" ] || fail "'tlspolicyd -h' lists no option"
+	plain <"$mand" >"$tmp/mand.txt"
+	while IFS= read -r opt; do
+		if grep -qE -- "^\.(B|BI) $opt( |\$)" "$tmp/mand.txt"; then
+			ok "tlspolicyd $opt is in $mand"
+		else
+			fail "option \"$opt\" (from 'tlspolicyd -h') is not described in $mand"
+		fi
+	done <"$tmp/dopts"
+fi
+
+# --- (d) the pages format without warnings -------------------------------
 lint_page() {
 	page=$1
 	if command -v man >/dev/null 2>&1; then
@@ -169,7 +190,7 @@ lint_page() {
 	fi
 }
 if command -v man >/dev/null 2>&1 || command -v groff >/dev/null 2>&1; then
-	for page in "$conf5" "$man8"; do
+	for page in "$conf5" "$man8" "$mand"; do
 		[ -s "$page" ] && lint_page "$page"
 	done
 else
