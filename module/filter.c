@@ -998,6 +998,11 @@ void tp_filter_free(struct tp_filter **fp)
 	*fp = NULL;
 }
 
+size_t tp_filter_held(const struct tp_filter *f)
+{
+	return f->hold_len;
+}
+
 const char *tp_filter_refusal(const struct tp_filter *f)
 {
 	return f->cfg.mode == TP_TLS_REFUSE ? f->refusal : NULL;

@@ -104,6 +104,14 @@ int tp_filter_server(struct tp_filter *f, const uint8_t *in, size_t len,
 void tp_filter_tls_done(struct tp_filter *f);
 
 /*
+ * tp_filter_held - how many client bytes the filter holds until the
+ * daemon's next reply says how they read (a DATA body before the 354, a
+ * literal before the "+").  They go on with a later tp_filter_server
+ * output, so the relay must not end the daemon's input while any are held.
+ */
+size_t tp_filter_held(const struct tp_filter *f);
+
+/*
  * tp_filter_refusal - for tls = refuse: the one reply that tells the
  * client to use another port, to send before closing (policy/replies.h).
  * For other modes NULL.

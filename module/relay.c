@@ -38,6 +38,7 @@ struct buf {
 enum conn_state {
 	ST_PEEK,		/* implicit TLS: waiting for the first bytes */
 	ST_PLAIN,		/* plaintext phase (STARTTLS modes) */
+	ST_UPGRADE,		/* upgrade reply sent: waiting for the ClientHello */
 	ST_HANDSHAKE,		/* TLS handshake under way */
 	ST_TLS,			/* inside TLS */
 };
@@ -59,6 +60,7 @@ struct conn {
 	struct tp_filter *filter;
 	enum conn_state state;
 	int start_tls, closing, client_eof, app_eof, dead;
+	int app_shut;		/* the daemon was told the client's end of input */
 	int retired;		/* closed; freed at the end of the event batch */
 	size_t tls_write_len;	/* length of a wolfSSL_write to repeat */
 	struct buf to_app, to_client;
@@ -255,6 +257,45 @@ static int peek_first(struct conn *c)
 	return 1;
 }
 
+/*
+ * skip_injection - the upgrade reply is out and the client's next bytes
+ * should be its ClientHello.  Plaintext sent after the upgrade command
+ * that the filter did not see (it came in a later segment) is discarded
+ * and logged here, never executed and never fed to the handshake
+ * (RFC 3207 4.2, CVE-2011-0411): the handshake starts at the first byte
+ * that can begin a TLS handshake record.
+ */
+static int skip_injection(struct conn *c)
+{
+	uint8_t data[READ_CHUNK];
+	ssize_t n = recv(c->tcp.fd, data, sizeof(data), MSG_PEEK);
+	const uint8_t *hello;
+	size_t skip;
+	char extra[64];
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : (c->dead = 1, 0);
+	if (n == 0) {
+		c->dead = 1;
+		return 0;
+	}
+	hello = memchr(data, 0x16, (size_t)n);
+	skip = hello != NULL ? (size_t)(hello - data) : (size_t)n;
+	if (skip > 0) {
+		if (recv(c->tcp.fd, data, skip, 0) != (ssize_t)skip) {
+			c->dead = 1;
+			return 0;
+		}
+		explicit_bzero(data, skip);
+		c->in += skip;
+		snprintf(extra, sizeof(extra), "bytes=%zu", skip);
+		conn_log(c, LOG_NOTICE, "discard", "injection", extra);
+	}
+	if (hello != NULL)
+		start_handshake(c);
+	return 1;
+}
+
 /* read_client - bytes from the client, through the filter */
 static int read_client(struct conn *c)
 {
@@ -367,6 +408,23 @@ static int may_read_client(const struct conn *c)
 	       !c->client_eof && !c->closing && c->to_app.len < TP_RELAY_BUFFER;
 }
 
+/*
+ * half_close - the client shut down its sending side in plaintext: once
+ * all it sent has gone to the daemon, the daemon gets its end of input
+ * too, and its replies still reach the client until it closes, as they
+ * would without the relay (RFC 9293 3.6).  Inside TLS a close ends the
+ * session (RFC 8446 6.1, RFC 5246 7.2.1).
+ */
+static int half_close(struct conn *c)
+{
+	if (c->app_shut || c->to_app.len > 0 || tp_filter_held(c->filter) > 0)
+		return 0;
+	c->app_shut = 1;
+	if (shutdown(c->app.fd, SHUT_WR) < 0)
+		c->dead = 1;
+	return 1;
+}
+
 /* step - one round of everything that can be done now; 1 if any was */
 static int step(struct conn *c)
 {
@@ -374,6 +432,8 @@ static int step(struct conn *c)
 
 	if (c->state == ST_PEEK)
 		progress |= peek_first(c);
+	if (!c->dead && c->state == ST_UPGRADE)
+		progress |= skip_injection(c);
 	if (!c->dead && c->state == ST_HANDSHAKE)
 		progress |= handshake(c);
 	if (!c->dead && may_read_client(c))
@@ -384,9 +444,11 @@ static int step(struct conn *c)
 		progress |= write_app(c);
 	if (!c->dead && c->to_client.len > 0 && may_write_client(c))
 		progress |= write_client(c);
+	if (!c->dead && c->client_eof && c->state == ST_PLAIN)
+		progress |= half_close(c);
 	if (!c->dead && c->start_tls && c->to_client.len == 0) {
 		c->start_tls = 0;
-		start_handshake(c);
+		c->state = ST_UPGRADE;
 		progress = 1;
 	}
 	return progress;
@@ -398,8 +460,8 @@ static int finished(const struct conn *c)
 		return 1;
 	if (c->closing && c->to_client.len == 0)
 		return 1;
-	if (c->client_eof && c->to_app.len == 0)
-		return 1;
+	if (c->client_eof && c->to_app.len == 0 && c->state != ST_PLAIN)
+		return 1;	/* in plaintext, half_close() waits for the daemon */
 	return c->app_eof && (c->to_client.len == 0 || !may_write_client(c));
 }
 
@@ -417,7 +479,7 @@ static void update_interest(struct tp_worker *w, struct conn *c)
 {
 	uint32_t t = 0, a = 0;
 
-	if (c->state == ST_PEEK || may_read_client(c) ||
+	if (c->state == ST_PEEK || c->state == ST_UPGRADE || may_read_client(c) ||
 	    (c->ssl != NULL && wolfSSL_want_read(c->ssl)))
 		t |= EPOLLIN;
 	if ((c->to_client.len > 0 && may_write_client(c)) ||
@@ -564,7 +626,8 @@ void *tp_worker_run(void *arg)
 
 			if (e == NULL) {
 				while (read(w->pipe[0], &c, sizeof(c)) == (ssize_t)sizeof(c))
-					conn_start(w, c);
+					if (c != NULL)	/* NULL: tp_worker_stop's wake-up */
+						conn_start(w, c);
 				continue;
 			}
 			if (!e->c->retired)
@@ -582,7 +645,12 @@ void *tp_worker_run(void *arg)
 	return NULL;
 }
 
+/* tp_worker_stop - and wake the loop now, not at its next epoll timeout */
 void tp_worker_stop(struct tp_worker *w)
 {
+	struct conn *none = NULL;
+
 	w->stop = 1;
+	if (write(w->pipe[1], &none, sizeof(none)) < 0)
+		return;		/* the pipe is full: the loop is awake anyway */
 }

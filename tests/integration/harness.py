@@ -324,10 +324,13 @@ class POP3_SSL(poplib.POP3_SSL):
 class Raw:
     """A plain socket with helpers for byte-exact conversations.
 
-    read_until() keeps whatever arrived after the match for the next read."""
+    read_until() keeps whatever arrived after the match for the next read.
+    local is the socket's own address (kept after close), opened the
+    time.time() just before it connected (Setup.connection() uses both)."""
 
-    def __init__(self, sock, context=None):
+    def __init__(self, sock, context=None, opened=None):
         self.sock, self.context, self.buf = sock, context, b""
+        self.local, self.opened = sock.getsockname(), opened
 
     @staticmethod
     def _pattern(p):
@@ -475,19 +478,28 @@ class Setup:
     inetd: names of ports served inetd-style: the harness listens there and
         runs one "mailserver.py --inetd" per connection with the client on
         fd 0 (the shim's inherited-socket path); its "conn" is that pid.
+    server_env: more environment for the mail server (and so for the shim).
+    shim_log: catch what the shim logs: a datagram socket in tmp is bound and
+        named to the server in TLSPOLICY_SYSLOG_SOCKET; read it with
+        shim_log_lines() and wait_shim_log().
 
     Attributes: ports {name: port}, tmp, conf, rundir, cert, key, relay_socket,
-    record_path, maildir, user, password, ssl_context.
+    record_path, maildir, user, password, ssl_context, daemon (tlspolicyd's
+    Popen, None when daemonless).
     """
 
     def __init__(self, policy_ports=None, *, plain_ports=None, policy=None, daemonless=False,
                  ipv6=False, server_tls=None, offer_starttls=False, server_args=(), daemon_args=(),
-                 user="test", password="secret", publish=False, inetd=()):
+                 user="test", password="secret", publish=False, inetd=(), server_env=None,
+                 shim_log=False):
         self.daemonless, self.ipv6 = daemonless, ipv6
         self.user, self.password = user, password
         self.procs, self.clients, self.logs = [], [], []
         self.inetd, self.inetd_listeners = tuple(inetd), []
         self.server_pid = None
+        self.daemon, self.daemon_args = None, ()
+        self.server_extra_env = dict(server_env or {})
+        self.shim_sock, self.shim_messages = None, []
         self.policy_sections = {}
         self.closed = False
         n = next(_instances)
@@ -511,7 +523,10 @@ class Setup:
                 write_policy(self.conf, self.policy_sections)
                 if publish:
                     self.reload()
+                self.daemon_args = tuple(daemon_args)
                 self._start_daemon(daemon_args)
+            if shim_log:
+                self._open_shim_log()
             self._start_server(server_args)
         except BaseException:
             self.close()
@@ -566,6 +581,7 @@ class Setup:
         if not os.path.exists(DAEMON):
             raise SetupError("tlspolicyd not built: %s" % DAEMON)
         proc = self._spawn([DAEMON, "-f", *daemon_args], self.env(), self.daemon_log_path)
+        self.daemon = proc
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if proc.poll() is not None:
@@ -590,7 +606,28 @@ class Setup:
         return cmd + list(server_args)
 
     def _server_env(self):
-        return self.env() if self.daemonless else preload_env(self.env())
+        env = self.env(**self.server_extra_env)
+        return env if self.daemonless else preload_env(env)
+
+    def _open_shim_log(self):
+        path = os.path.join(self.tmp, "shim-syslog.sock")
+        self.shim_sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.shim_sock.bind(path)
+        self.shim_sock.setblocking(False)
+        self.server_extra_env["TLSPOLICY_SYSLOG_SOCKET"] = path
+
+    def stop_daemon(self, sig=signal.SIGKILL):
+        """signal tlspolicyd (SIGKILL: it dies at once, as in a crash) and
+        wait for it to be gone; its relay socket goes with it"""
+        self.daemon.send_signal(sig)
+        try:
+            self.daemon.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            stop_process(self.daemon)
+
+    def start_daemon(self):
+        """start tlspolicyd again (after stop_daemon), same policy and arguments"""
+        self._start_daemon(self.daemon_args)
 
     def _start_server(self, server_args):
         self.server_args = list(server_args)
@@ -650,6 +687,8 @@ class Setup:
         for lsock, t in self.inetd_listeners:
             t.join(2)
             lsock.close()
+        if self.shim_sock is not None:
+            self.shim_sock.close()
         for c in self.clients:
             try:
                 # imaplib's close() is the IMAP CLOSE command; shutdown() drops the socket
@@ -722,6 +761,60 @@ class Setup:
                                      % (event, match, timeout, "\n".join(map(json.dumps, self.record[-40:]))))
             time.sleep(0.02)
 
+    def wait_log(self, pattern, timeout=5):
+        """the first match of pattern (a regex) in tlspolicyd's log, waiting
+        up to timeout seconds for it to be written"""
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError("no %r in tlspolicyd's log within %s s; the log:\n%s"
+                                     % (pattern, timeout, self.log[-4000:]))
+            time.sleep(0.02)
+
+    def shim_log_lines(self):
+        """what the shim logged so far (Setup(shim_log=True)), one str each,
+        with the syslog priority prefix ("<19>tlspolicy: ...")"""
+        while True:
+            try:
+                self.shim_messages.append(self.shim_sock.recv(4096).decode(errors="replace"))
+            except BlockingIOError:
+                return list(self.shim_messages)
+
+    def wait_shim_log(self, pattern, timeout=5):
+        """the first match of pattern (a regex) in a shim log line"""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.shim_log_lines():
+                m = rx.search(line)
+                if m:
+                    return m
+            if time.monotonic() > deadline:
+                raise AssertionError("the shim logged no %r within %s s; it logged:\n%s"
+                                     % (pattern, timeout, "\n".join(self.shim_messages)))
+            time.sleep(0.02)
+
+    def connection(self, client, timeout=5, since=None):
+        """the server's "connect" event for the connection of a client (a
+        Raw, a socket, or its (address, port)): the one whose getpeername
+        is the client's own address, so what the server saw of that very
+        connection can be checked (lines(conn=...), "close" events).
+        since: a time.time() from before the client connected (a Raw knows
+        its own), so that an older connection from the same client port,
+        which the kernel may hand out again at once, does not count."""
+        if isinstance(client, Raw):
+            since = client.opened if since is None else since
+            client = client.local
+        elif hasattr(client, "getsockname"):
+            client = client.getsockname()
+        want = [client[0], client[1]]
+        return self.wait_for("connect", timeout=timeout, where=lambda e: e.get("getpeername") == want
+                             and (since is None or e["time"] >= since))
+
     def lines(self, proto=None, conn=None):
         """the command lines the server received (without their line end)"""
         return [e["data"].rstrip("\r\n") for e in self.events("line", **{k: v for k, v in
@@ -770,7 +863,8 @@ class Setup:
 
     def raw(self, port, addr="127.0.0.1", tls=False, timeout=CLIENT_TIMEOUT):
         """a connected Raw socket; tls=True does the handshake first (for "localhost")"""
-        r = Raw(socket.create_connection((addr, self.port(port)), timeout), self.ssl_context)
+        opened = time.time()
+        r = Raw(socket.create_connection((addr, self.port(port)), timeout), self.ssl_context, opened)
         if tls:
             r.starttls()
         return self._keep(r)

@@ -1170,6 +1170,34 @@ START_TEST(test_closed_stays_closed)
 }
 END_TEST
 
+/*
+ * a DATA body sent before the 354 is held until the daemon's reply frames
+ * it, then released: the relay waits for tp_filter_held() to be 0 before
+ * it passes a client's half-close on to the daemon
+ */
+START_TEST(test_held_until_the_reply)
+{
+	struct tp_filter_config cfg = { TP_PROTO_SMTP, TP_TLS_OPPORTUNISTIC, TP_BY_MODULE, 0, 0 };
+	struct tp_filter *f = tp_filter_new(&cfg);
+	struct tp_filter_out out;
+	static const char data[] = "DATA\r\nHi.\r\n";
+	static const char go[] = "354 End data with <CR><LF>.<CR><LF>\r\n";
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(tp_filter_server(f, (const uint8_t *)SMTP_GREET, strlen(SMTP_GREET), &out), 0);
+	ck_assert_uint_eq(tp_filter_held(f), 0);
+	ck_assert_int_eq(tp_filter_client(f, (const uint8_t *)data, strlen(data), &out), 0);
+	ck_assert_uint_eq(out.to_server_len, 6);
+	ck_assert_mem_eq(out.to_server, "DATA\r\n", 6);
+	ck_assert_uint_eq(tp_filter_held(f), 5);
+	ck_assert_int_eq(tp_filter_server(f, (const uint8_t *)go, strlen(go), &out), 0);
+	ck_assert_uint_eq(tp_filter_held(f), 0);
+	ck_assert_uint_eq(out.to_server_len, 5);
+	ck_assert_mem_eq(out.to_server, "Hi.\r\n", 5);
+	tp_filter_free(&f);
+}
+END_TEST
+
 static Suite *filter_suite(void)
 {
 	Suite *s = suite_create("filter");
@@ -1185,6 +1213,7 @@ static Suite *filter_suite(void)
 	tcase_add_test(tc, test_refusal_only_in_refuse_mode);
 	tcase_add_test(tc, test_bad_config);
 	tcase_add_test(tc, test_closed_stays_closed);
+	tcase_add_test(tc, test_held_until_the_reply);
 	suite_add_tcase(s, tc);
 	return s;
 }
