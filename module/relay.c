@@ -134,6 +134,22 @@ static void log_events(const struct conn *c, const struct tp_filter_out *out)
 
 /* --- one connection ------------------------------------------------------------ */
 
+/*
+ * drain - before closing a plaintext connection we refused: send our FIN
+ * first, then read what the client already sent.  Closing a socket with
+ * unread input sends a reset, which can make the client's TCP drop the
+ * refusal it has not read yet (RFC 9293 3.6.1).
+ */
+static void drain(int fd)
+{
+	char sink[4096];
+
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16; i++)
+		if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			break;
+}
+
 static void conn_close(struct tp_worker *w, struct conn *c)
 {
 	char extra[96];
@@ -147,6 +163,8 @@ static void conn_close(struct tp_worker *w, struct conn *c)
 	}
 	epoll_ctl(w->ep, EPOLL_CTL_DEL, c->tcp.fd, NULL);
 	epoll_ctl(w->ep, EPOLL_CTL_DEL, c->app.fd, NULL);
+	if (c->closing && c->ssl == NULL)
+		drain(c->tcp.fd);
 	close(c->tcp.fd);
 	close(c->app.fd);
 	tp_filter_free(&c->filter);
