@@ -437,6 +437,10 @@ class Raw:
 _instances = itertools.count(1)
 _live = []
 
+# what AddressSanitizer, LeakSanitizer and UBSan print (--enable-sanitizers)
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+sanitizer_reports = []
+
 
 def close_all():
     """close every Setup still open (atexit, and run.py's watchdog)"""
@@ -699,12 +703,23 @@ class Setup:
             stop_process(proc)
         for log in self.logs:
             log.close()
+        self._check_sanitizers()
         if self in _live:
             _live.remove(self)
         if KEEP:
             print("harness: kept %s" % self.tmp, file=sys.stderr)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _check_sanitizers(self):
+        """a sanitizer build's tlspolicyd reports errors and leaks in its log
+        at exit: keep them for run.py, which fails the run if there are any"""
+        log = self.log
+        for marker in SANITIZER_MARKERS:
+            at = log.find(marker)
+            if at >= 0:
+                sanitizer_reports.append("%s\n%s" % (self.tmp, log[max(0, at - 200):at + 3000]))
+                return
 
     def __enter__(self):
         return self

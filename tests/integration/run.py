@@ -114,6 +114,10 @@ def main():
         result = runner.run(suite)
     finally:
         harness.close_all()
+    for report in harness.sanitizer_reports:
+        print("run.py: a sanitizer reported, in tlspolicyd's log of %s" % report, flush=True)
+    if harness.sanitizer_reports:
+        result.n_failed += 1
     print("%d passed, %d failed, %d skipped" % (result.n_passed, result.n_failed, result.n_skipped), flush=True)
     if result.n_failed:
         return 1
