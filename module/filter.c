@@ -103,6 +103,28 @@ int tpf_refuse(struct tp_filter *f, const char *reason)
 	return 1;
 }
 
+/*
+ * tpf_upgrade - STARTTLS/STLS: inside TLS refuse it with the protocol's
+ * "already active" reply; with tls_by = daemon let the daemon answer;
+ * else answer it here with the go-ahead and mark the upgrade
+ */
+int tpf_upgrade(struct tp_filter *f, const char *active_reply, const char *go_reply)
+{
+	struct tpf_cmd *c = &f->cmd;
+
+	if (f->tls) {
+		if (!tpf_refuse(f, "tls-already-active"))
+			return TPF_FORWARD;
+		c->reply = active_reply;
+		return TPF_DROP;
+	}
+	if (f->cfg.tls_by == TP_BY_DAEMON)
+		return TPF_FORWARD;
+	c->reply = go_reply;
+	c->upgrade = 1;
+	return TPF_DROP;
+}
+
 /* tpf_fail - end the session: a last reply (if any), the reason, CLOSE */
 int tpf_fail(struct tp_filter *f, const char *action, const char *reason,
 	     const char *reply)

@@ -83,23 +83,6 @@ static void parse(struct tp_filter *f, const uint8_t *line, size_t len)
 			      V_OTHER);
 }
 
-static int starttls(struct tp_filter *f)
-{
-	struct tpf_cmd *c = &f->cmd;
-
-	if (f->tls) {
-		if (!tpf_refuse(f, "tls-already-active"))
-			return TPF_FORWARD;
-		c->reply = TP_IMAP_TLS_ACTIVE;
-		return TPF_DROP;
-	}
-	if (f->cfg.tls_by == TP_BY_DAEMON)
-		return TPF_FORWARD;
-	c->reply = TP_IMAP_GO_TLS;
-	c->upgrade = 1;
-	return TPF_DROP;
-}
-
 static int decide(struct tp_filter *f)
 {
 	struct tpf_cmd *c = &f->cmd;
@@ -108,7 +91,7 @@ static int decide(struct tp_filter *f)
 	c->upgrade = 0;
 	c->id = 0;
 	if (c->verb == V_STARTTLS)
-		return starttls(f);
+		return tpf_upgrade(f, TP_IMAP_TLS_ACTIVE, TP_IMAP_GO_TLS);
 	if (f->tls || (c->verb != V_LOGIN && c->verb != V_AUTHENTICATE))
 		return TPF_FORWARD;
 	/* RFC 2595 3.2, RFC 9051 6.2.3: LOGINDISABLED before TLS; and SASL too */

@@ -241,6 +241,7 @@ void tpf_event(struct tp_filter *f, const char *action, const char *reason,
 	       size_t bytes);
 void tpf_discard(struct tp_filter *f, const char *reason, size_t n);
 int tpf_refuse(struct tp_filter *f, const char *reason);
+int tpf_upgrade(struct tp_filter *f, const char *active_reply, const char *go_reply);
 int tpf_fail(struct tp_filter *f, const char *action, const char *reason,
 	     const char *reply);
 

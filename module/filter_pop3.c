@@ -44,23 +44,6 @@ static int is_auth(int verb)
 	return verb == V_USER || verb == V_PASS || verb == V_APOP || verb == V_AUTH;
 }
 
-static int stls(struct tp_filter *f)
-{
-	struct tpf_cmd *c = &f->cmd;
-
-	if (f->tls) {
-		if (!tpf_refuse(f, "tls-already-active"))
-			return TPF_FORWARD;
-		c->reply = TP_POP3_TLS_ACTIVE;
-		return TPF_DROP;
-	}
-	if (f->cfg.tls_by == TP_BY_DAEMON)
-		return TPF_FORWARD;
-	c->reply = TP_POP3_GO_TLS;
-	c->upgrade = 1;
-	return TPF_DROP;
-}
-
 static int decide(struct tp_filter *f)
 {
 	struct tpf_cmd *c = &f->cmd;
@@ -69,7 +52,7 @@ static int decide(struct tp_filter *f)
 	c->reply = NULL;
 	c->upgrade = 0;
 	if (c->verb == V_STLS)
-		return stls(f);
+		return tpf_upgrade(f, TP_POP3_TLS_ACTIVE, TP_POP3_GO_TLS);
 	if (f->tls)
 		return TPF_FORWARD;
 	if (is_auth(c->verb))

@@ -48,23 +48,6 @@ static int allowed(int verb)
 	       verb == V_NOOP || verb == V_RSET || verb == V_QUIT;
 }
 
-static int starttls(struct tp_filter *f)
-{
-	struct tpf_cmd *c = &f->cmd;
-
-	if (f->tls) {
-		if (!tpf_refuse(f, "tls-already-active"))
-			return TPF_FORWARD;
-		c->reply = TP_SMTP_TLS_ACTIVE;
-		return TPF_DROP;
-	}
-	if (f->cfg.tls_by == TP_BY_DAEMON)
-		return TPF_FORWARD;
-	c->reply = TP_SMTP_GO_TLS;
-	c->upgrade = 1;
-	return TPF_DROP;
-}
-
 /* decide - forward the command, or answer it here (c->reply) */
 static int decide(struct tp_filter *f)
 {
@@ -74,7 +57,7 @@ static int decide(struct tp_filter *f)
 	c->reply = NULL;
 	c->upgrade = 0;
 	if (c->verb == V_STARTTLS)
-		return starttls(f);
+		return tpf_upgrade(f, TP_SMTP_TLS_ACTIVE, TP_SMTP_GO_TLS);
 	if (f->tls)
 		return TPF_FORWARD;
 	if (c->verb == V_AUTH)
