@@ -27,6 +27,7 @@ extern const unsigned ctl_verb_count;
 int ctl_validate(int argc, char **argv);
 int ctl_show(int argc, char **argv);
 int ctl_explain(int argc, char **argv);
+int ctl_status(int argc, char **argv);
 
 /* ctl_usage - print a verb's usage to stderr and return EXIT_USAGE */
 int ctl_usage(const char *verb);

@@ -46,6 +46,20 @@ const struct ctl_verb ctl_verbs[] = {
 	  "      --address ADDR  the local address, where the policy has per-address sections\n"
 	  "\n"
 	  "Exit: 0 the port is managed, 1 not managed or the policy has errors, 2 usage.\n" },
+	{ "status", ctl_status, "[-c FILE] [--json]",
+	  "is every managed port served with the module loaded, and tlspolicyd up?",
+	  "For every port the policy manages: the processes listening there and whether\n"
+	  "tlspolicy.so is loaded in each (from /proc). A managed port served by a process\n"
+	  "without it is UNPROTECTED: its connections bypass the policy. Also whether\n"
+	  "tlspolicyd answers on the relay socket, and the published generation in\n"
+	  "$TLSPOLICY_RUNDIR (default /run/tlspolicy). Run it as root: other users'\n"
+	  "processes cannot be read otherwise.\n"
+	  "\n"
+	  "  -c, --config FILE  the policy file to read\n"
+	  "      --json         print it as JSON\n"
+	  "\n"
+	  "Exit: 0 every listening managed port protected and tlspolicyd running,\n"
+	  "1 not (or the policy has errors), 2 usage.\n" },
 };
 const unsigned ctl_verb_count = sizeof(ctl_verbs) / sizeof(ctl_verbs[0]);
 

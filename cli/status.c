@@ -1,0 +1,354 @@
+/*
+ * status.c - tlspolicyctl status: is every managed port really protected?
+ *
+ * The guard against the shim silently not loading: for every port the
+ * policy manages, the processes holding a listening socket there, and
+ * whether tlspolicy.so is mapped in each.  A managed port served by a
+ * process without the shim is UNPROTECTED: its connections never reach
+ * tlspolicyd.  Also: whether tlspolicyd listens on the relay socket
+ * (without it every managed connection is refused), and the published
+ * generation in the run directory.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "json.h"
+#include "policy.h"
+#include "procnet.h"
+
+#define DEFAULT_RUNDIR "/run/tlspolicy"
+
+enum port_state { PS_PROTECTED, PS_UNPROTECTED, PS_UNKNOWN, PS_IDLE };
+static const char *const state_name[] = { "protected", "UNPROTECTED", "unknown", "not-listening" };
+
+/* one managed rule and what serves it */
+struct port_status {
+	const struct tp_rule *rule;
+	enum port_state state;
+	struct pn_holder *holders;
+	size_t nholders;
+	char addrs[256];	/* the listening addresses, space-separated */
+};
+
+struct status {
+	const struct tp_policy *policy;
+	const char *path;
+	char generation[32];	/* "" when nothing was published */
+	const char *rundir;
+	int daemon_running;
+	struct pn_holder *daemon;
+	size_t ndaemon;
+	struct port_status *ports;
+	size_t nports;
+	size_t unreadable;	/* processes whose descriptors we could not read */
+};
+
+/* relay_up - can we connect to tlspolicyd's abstract socket? */
+static int relay_up(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = strlen(name);
+	int fd, ok;
+
+	if (len < 2 || len > sizeof(sa.sun_path) || name[0] != '@')
+		return 0;
+	memcpy(sa.sun_path + 1, name + 1, len - 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void read_generation(struct status *s)
+{
+	char path[4096];
+	FILE *f;
+
+	s->generation[0] = '\0';
+	snprintf(path, sizeof(path), "%s/generation", s->rundir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	if (fgets(s->generation, sizeof(s->generation), f) != NULL)
+		s->generation[strcspn(s->generation, "\n")] = '\0';
+	fclose(f);
+	if (strspn(s->generation, "0123456789") != strlen(s->generation))
+		s->generation[0] = '\0';	/* not ours: a half-written or foreign file */
+}
+
+/* serves - does listener l take connections for rule r? */
+static int serves(const struct pn_listener *l, const struct tp_rule *r)
+{
+	if (l->port != r->port)
+		return 0;
+	return r->address == NULL || l->wildcard || strcmp(l->addr, r->address) == 0 ||
+	       (strncmp(l->addr, "::ffff:", 7) == 0 && strcmp(l->addr + 7, r->address) == 0);
+}
+
+/* add_holders - the processes of one listening socket, into ps */
+static int add_holders(struct status *s, struct port_status *ps, const struct pn_listener *l)
+{
+	struct pn_holder *h;
+	size_t denied, len = strlen(ps->addrs);
+	ssize_t n = pn_holders(l->inode, &h, &denied);
+
+	if (n < 0)
+		return -1;
+	s->unreadable = denied > s->unreadable ? denied : s->unreadable;
+	snprintf(ps->addrs + len, sizeof(ps->addrs) - len, "%s%s%s%s", len ? " " : "",
+		 strchr(l->addr, ':') ? "[" : "", l->addr, strchr(l->addr, ':') ? "]" : "");
+	for (ssize_t i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < ps->nholders && ps->holders[j].pid != h[i].pid; j++)
+			;
+		if (j < ps->nholders)
+			continue;	/* one process, several sockets */
+		struct pn_holder *nv = realloc(ps->holders, (ps->nholders + 1) * sizeof(*nv));
+
+		if (nv == NULL) {
+			free(h);
+			return -1;
+		}
+		ps->holders = nv;
+		ps->holders[ps->nholders++] = h[i];
+	}
+	free(h);
+	return 0;
+}
+
+static enum port_state judge(const struct port_status *ps, int listening)
+{
+	enum port_state st = PS_PROTECTED;
+
+	if (!listening)
+		return PS_IDLE;
+	if (ps->nholders == 0)
+		return PS_UNKNOWN;	/* the listener's process is not ours to see */
+	for (size_t i = 0; i < ps->nholders; i++) {
+		if (ps->holders[i].shim == 0)
+			return PS_UNPROTECTED;
+		if (ps->holders[i].shim < 0)
+			st = PS_UNKNOWN;
+	}
+	return st;
+}
+
+static int collect(struct status *s)
+{
+	struct pn_listener *l;
+	ssize_t nl = pn_tcp_listeners(&l);
+	unsigned long relay;
+	size_t denied;
+
+	if (nl < 0)
+		return -1;
+	s->nports = tp_policy_rule_count(s->policy);
+	s->ports = calloc(s->nports ? s->nports : 1, sizeof(*s->ports));
+	if (s->ports == NULL) {
+		free(l);
+		return -1;
+	}
+	for (size_t i = 0; i < s->nports; i++) {
+		struct port_status *ps = &s->ports[i];
+		int listening = 0;
+
+		ps->rule = tp_policy_rule(s->policy, i);
+		for (ssize_t j = 0; j < nl; j++) {
+			if (!serves(&l[j], ps->rule))
+				continue;
+			listening = 1;
+			if (add_holders(s, ps, &l[j]) < 0) {
+				free(l);
+				return -1;
+			}
+		}
+		ps->state = judge(ps, listening);
+	}
+	free(l);
+	s->daemon_running = relay_up(tp_policy_relay_socket(s->policy));
+	relay = pn_unix_listener(tp_policy_relay_socket(s->policy));
+	if (relay != 0) {
+		ssize_t n = pn_holders(relay, &s->daemon, &denied);
+
+		s->ndaemon = n > 0 ? (size_t)n : 0;
+	}
+	read_generation(s);
+	return 0;
+}
+
+static size_t count_state(const struct status *s, enum port_state st)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nports; i++)
+		n += s->ports[i].state == st;
+	return n;
+}
+
+static const char *rule_name(const struct tp_rule *r, char *buf, size_t size)
+{
+	if (r->address == NULL)
+		snprintf(buf, size, "%d", r->port);
+	else
+		snprintf(buf, size, strchr(r->address, ':') ? "[%s]:%d" : "%s:%d", r->address, r->port);
+	return buf;
+}
+
+static void print_holders(const struct port_status *ps)
+{
+	for (size_t i = 0; i < ps->nholders; i++)
+		printf("%s%s[%d]%s", i ? " " : "", ps->holders[i].comm, (int)ps->holders[i].pid,
+		       ps->holders[i].shim == 0 ? " (no shim)" :
+		       ps->holders[i].shim < 0 ? " (unreadable)" : "");
+}
+
+static void print_text(const struct status *s)
+{
+	char name[80];
+	size_t unprot = count_state(s, PS_UNPROTECTED), unknown = count_state(s, PS_UNKNOWN);
+
+	printf("policy:     %s, %zu ports managed\n", s->path, s->nports);
+	if (s->generation[0])
+		printf("published:  generation %s (%s)\n", s->generation, s->rundir);
+	else
+		printf("published:  nothing in %s; the module reads the policy files\n", s->rundir);
+	printf("tlspolicyd: %s", s->daemon_running ? "running" : "NOT RUNNING");
+	for (size_t i = 0; i < s->ndaemon; i++)
+		printf("%s%d", i ? "," : " (pid ", (int)s->daemon[i].pid);
+	printf("%s on %s\n", s->ndaemon ? ")" : "", tp_policy_relay_socket(s->policy));
+	printf("\n%-22s %-5s %-13s %-7s %-14s %s\n", "PORT", "PROTO", "TLS", "TLS_BY", "STATE",
+	       "LISTENERS");
+	for (size_t i = 0; i < s->nports; i++) {
+		const struct port_status *ps = &s->ports[i];
+		const struct tp_rule *r = ps->rule;
+
+		printf("%-22s %-5s %-13s %-7s %-14s ", rule_name(r, name, sizeof(name)),
+		       tp_protocol_name(r->protocol), tp_tls_mode_name(r->tls),
+		       r->tls_by == TP_BY_DAEMON ? "daemon" : "module", state_name[ps->state]);
+		print_holders(ps);
+		if (r->enforce == TP_ENFORCE_AUDIT)
+			printf("%sAUDIT: refusals only logged", ps->nholders ? "  " : "");
+		printf("\n");
+	}
+	printf("\n");
+	if (!s->daemon_running)
+		printf("tlspolicyd does not answer on %s: every connection to a managed port is refused.\n"
+		       "Start it (systemctl start tlspolicyd, or tlspolicyd -f to see why it stops).\n",
+		       tp_policy_relay_socket(s->policy));
+	if (unprot > 0)
+		printf("%zu managed port%s UNPROTECTED: a process listens there without tlspolicy.so, so its\n"
+		       "connections bypass the policy. Run 'tlspolicyctl enable DAEMON' and restart that daemon.\n",
+		       unprot, unprot == 1 ? " is" : "s are");
+	if (unknown > 0)
+		printf("%zu managed port%s could not be checked: run status as root to read every process.\n",
+		       unknown, unknown == 1 ? "" : "s");
+	if (s->daemon_running && unprot == 0 && unknown == 0)
+		printf("Every managed port that has a listener is protected.\n");
+}
+
+static void print_json(const struct status *s)
+{
+	char name[80];
+
+	printf("{");
+	json_kv(stdout, 0, "policy", s->path);
+	printf(",\"generation\":%s", s->generation[0] ? s->generation : "null");
+	json_kv(stdout, 1, "rundir", s->rundir);
+	printf(",\"tlspolicyd\":{\"running\":%s", s->daemon_running ? "true" : "false");
+	json_kv(stdout, 1, "socket", tp_policy_relay_socket(s->policy));
+	printf(",\"pids\":[");
+	for (size_t i = 0; i < s->ndaemon; i++)
+		printf("%s%d", i ? "," : "", (int)s->daemon[i].pid);
+	printf("]},\"ports\":[");
+	for (size_t i = 0; i < s->nports; i++) {
+		const struct port_status *ps = &s->ports[i];
+		const struct tp_rule *r = ps->rule;
+
+		printf("%s{", i ? "," : "");
+		json_kv(stdout, 0, "section", r->section);
+		printf(",\"port\":%d", r->port);
+		json_kv(stdout, 1, "address", r->address);
+		json_kv(stdout, 1, "name", rule_name(r, name, sizeof(name)));
+		json_kv(stdout, 1, "protocol", tp_protocol_name(r->protocol));
+		json_kv(stdout, 1, "tls", tp_tls_mode_name(r->tls));
+		json_kv(stdout, 1, "tls_by", r->tls_by == TP_BY_DAEMON ? "daemon" : "module");
+		printf(",\"audit\":%s", r->enforce == TP_ENFORCE_AUDIT ? "true" : "false");
+		json_kv(stdout, 1, "state", state_name[ps->state]);
+		printf(",\"listeners\":[");
+		for (size_t j = 0; j < ps->nholders; j++) {
+			printf("%s{\"pid\":%d", j ? "," : "", (int)ps->holders[j].pid);
+			json_kv(stdout, 1, "command", ps->holders[j].comm);
+			printf(",\"shim\":%s}", ps->holders[j].shim > 0 ? "true" :
+			       ps->holders[j].shim == 0 ? "false" : "null");
+		}
+		printf("]}");
+	}
+	printf("],\"protected\":%s}\n",
+	       s->daemon_running && count_state(s, PS_UNPROTECTED) == 0 &&
+	       count_state(s, PS_UNKNOWN) == 0 ? "true" : "false");
+}
+
+static void status_free(struct status *s)
+{
+	for (size_t i = 0; i < s->nports; i++)
+		free(s->ports[i].holders);
+	free(s->ports);
+	free(s->daemon);
+}
+
+int ctl_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct status s = { 0 };
+	struct tp_policy *p;
+	const char *path = NULL, *rundir = getenv("TLSPOLICY_RUNDIR");
+	int json = 0, c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		if (c == 'c')
+			path = optarg;
+		else if (c == 'j')
+			json = 1;
+		else
+			return ctl_usage("status");
+	}
+	if (optind != argc)
+		return ctl_usage("status");
+	s.path = path ? path : tp_policy_default_path();
+	s.rundir = rundir && *rundir ? rundir : DEFAULT_RUNDIR;
+	p = ctl_load(s.path, 0);
+	if (p == NULL)
+		return 1;
+	s.policy = p;
+	if (collect(&s) < 0) {
+		fprintf(stderr, "tlspolicyctl: status: cannot read /proc/net and /proc: is /proc mounted?\n");
+		rc = 1;
+	} else {
+		if (json)
+			print_json(&s);
+		else
+			print_text(&s);
+		rc = s.daemon_running && count_state(&s, PS_UNPROTECTED) == 0 &&
+		     count_state(&s, PS_UNKNOWN) == 0 ? 0 : 1;
+	}
+	status_free(&s);
+	tp_policy_free(&p);
+	return rc;
+}

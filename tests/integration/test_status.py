@@ -1,0 +1,103 @@
+"""tlspolicyctl status against live processes: protected, UNPROTECTED, tlspolicyd down
+
+The shimmed test mail server and tlspolicyd are real processes; the
+unprotected listener is this test process itself, which has no
+tlspolicy.so mapped.  Assertions are on status's exit code, its JSON and
+its text.
+"""
+
+import json
+import os
+import socket
+
+import harness
+
+
+def status(s, *args):
+    rc, out, err = s.ctl("status", *args)
+    return rc, out, err
+
+
+def by_port(doc):
+    return {p["port"]: p for p in doc["ports"]}
+
+
+class StatusTest(harness.TestCase):
+    timeout = 60
+
+    def setUp(self):
+        harness.require_module()
+
+    def test_all_protected(self):
+        with harness.Setup({"sub": ("smtp", "starttls"), "imaps": ("imap", "implicit")}) as s:
+            rc, out, err = status(s, "--json")
+            self.assertEqual(rc, 0, out + err)
+            doc = json.loads(out)
+            self.assertTrue(doc["protected"])
+            self.assertTrue(doc["tlspolicyd"]["running"])
+            self.assertEqual(doc["tlspolicyd"]["socket"], s.relay_socket)
+            self.assertEqual(doc["tlspolicyd"]["pids"], [s.daemon.pid])
+            ports = by_port(doc)
+            for name in ("sub", "imaps"):
+                p = ports[s.ports[name]]
+                self.assertEqual(p["state"], "protected", p)
+                self.assertEqual([(l["pid"], l["shim"]) for l in p["listeners"]], [(s.server_pid, True)])
+            self.assertEqual(ports[s.ports["sub"]]["tls"], "starttls")
+            rc, out, err = status(s)
+            self.assertEqual(rc, 0, out + err)
+            self.assertRegex(out, r"(?m)^%d +smtp +starttls +module +protected +python3?[^ ]*\[%d\]$"
+                             % (s.ports["sub"], s.server_pid))
+            self.assertIn("Every managed port that has a listener is protected.", out)
+
+    def test_unprotected_listener(self):
+        # a managed port served by a process without the shim: this one
+        with socket.socket() as bare:
+            bare.bind(("127.0.0.1", 0))
+            bare.listen(1)
+            port = bare.getsockname()[1]
+            with harness.Setup({"sub": ("smtp", "starttls")},
+                               policy={"port %d" % port: {"protocol": "smtp", "tls": "implicit"}}) as s:
+                rc, out, err = status(s, "--json")
+                self.assertEqual(rc, 1, out + err)
+                doc = json.loads(out)
+                self.assertFalse(doc["protected"])
+                p = by_port(doc)[port]
+                self.assertEqual(p["state"], "UNPROTECTED")
+                self.assertEqual([(l["pid"], l["shim"]) for l in p["listeners"]], [(os.getpid(), False)])
+                self.assertEqual(by_port(doc)[s.ports["sub"]]["state"], "protected")
+                rc, out, err = status(s)
+                self.assertEqual(rc, 1)
+                self.assertRegex(out, r"(?m)^%d +smtp +implicit +module +UNPROTECTED +.*\[%d\] \(no shim\)$"
+                                 % (port, os.getpid()))
+                self.assertIn("1 managed port is UNPROTECTED", out)
+                self.assertIn("tlspolicyctl enable DAEMON", out)
+
+    def test_not_listening_and_daemon_down(self):
+        idle = harness.free_port()
+        with harness.Setup({"sub": ("smtp", "starttls")},
+                           policy={"port %d" % idle: {"protocol": "pop3", "tls": "implicit"}}) as s:
+            rc, out, err = status(s, "--json")
+            self.assertEqual(rc, 0, out + err)
+            self.assertEqual(by_port(json.loads(out))[idle]["state"], "not-listening")
+            s.stop_daemon()
+            rc, out, err = status(s, "--json")
+            self.assertEqual(rc, 1, out + err)
+            doc = json.loads(out)
+            self.assertFalse(doc["tlspolicyd"]["running"])
+            self.assertEqual(doc["tlspolicyd"]["pids"], [])
+            self.assertFalse(doc["protected"])
+            rc, out, err = status(s)
+            self.assertEqual(rc, 1)
+            self.assertIn("tlspolicyd: NOT RUNNING on %s" % s.relay_socket, out)
+            self.assertIn("every connection to a managed port is refused", out)
+
+    def test_usage_and_bad_policy(self):
+        with harness.Setup({"sub": ("smtp", "starttls")}) as s:
+            rc, out, err = status(s, "--bogus")
+            self.assertEqual(rc, 2)
+            self.assertIn("usage: tlspolicyctl status", err)
+            with open(s.conf, "a") as f:
+                f.write("\n[port 2525]\nprotocol = smpt\n")
+            rc, out, err = status(s)
+            self.assertEqual(rc, 1)
+            self.assertRegex(err, r"tlspolicy\.conf:\d+: error: \[port 2525\] protocol")
