@@ -28,6 +28,8 @@ int ctl_validate(int argc, char **argv);
 int ctl_show(int argc, char **argv);
 int ctl_explain(int argc, char **argv);
 int ctl_status(int argc, char **argv);
+int ctl_enable(int argc, char **argv);
+int ctl_disable(int argc, char **argv);
 
 /* ctl_usage - print a verb's usage to stderr and return EXIT_USAGE */
 int ctl_usage(const char *verb);

@@ -60,6 +60,39 @@ const struct ctl_verb ctl_verbs[] = {
 	  "\n"
 	  "Exit: 0 every listening managed port protected and tlspolicyd running,\n"
 	  "1 not (or the policy has errors), 2 usage.\n" },
+	{ "enable", ctl_enable, "[OPTIONS] postfix|dovecot|exim4",
+	  "load the module into a mail daemon and set the daemon up for its role",
+	  "Installs, idempotently: a systemd drop-in for the daemon's unit that preloads\n"
+	  "tlspolicy.so and orders it after tlspolicyd; the daemon's own pass-through of\n"
+	  "LD_PRELOAD to its children (Postfix and Dovecot import_environment); and, for\n"
+	  "ports where tlspolicyd does the TLS (tls_by = module), the daemon settings that\n"
+	  "make it serve plaintext behind tlspolicyd. Every change is printed; the values\n"
+	  "replaced are kept so that disable puts them back. For Exim it prints the lines\n"
+	  "to add to its configuration.\n"
+	  "\n"
+	  "  -c, --config FILE       the policy (also passed on to the daemon when given)\n"
+	  "      --config-dir DIR    the daemon's configuration directory (default /etc/DAEMON);\n"
+	  "                          for a private instance: no systemd drop-in then\n"
+	  "      --systemd-dir DIR   where the drop-in goes (default /etc/systemd/system)\n"
+	  "      --no-systemd        no systemd drop-in\n"
+	  "      --shim PATH         the tlspolicy.so to preload (default " TP_SHIM_PATH ")\n"
+	  "      --dry-run           print the changes without making them\n"
+	  "\n"
+	  "Exit: 0 done (or nothing to do), 1 failed or the policy has errors, 2 usage.\n" },
+	{ "disable", ctl_disable, "[OPTIONS] postfix|dovecot|exim4",
+	  "remove what enable installed and put the daemon's settings back",
+	  "Removes the systemd drop-in and the pass-through, and sets back the daemon\n"
+	  "settings enable replaced, to the values recorded when it replaced them.\n"
+	  "\n"
+	  "  -c, --config FILE       the policy (also passed on to the daemon when given)\n"
+	  "      --config-dir DIR    the daemon's configuration directory (default /etc/DAEMON);\n"
+	  "                          for a private instance: no systemd drop-in then\n"
+	  "      --systemd-dir DIR   where the drop-in goes (default /etc/systemd/system)\n"
+	  "      --no-systemd        no systemd drop-in\n"
+	  "      --shim PATH         the tlspolicy.so to preload (default " TP_SHIM_PATH ")\n"
+	  "      --dry-run           print the changes without making them\n"
+	  "\n"
+	  "Exit: 0 done (or nothing to do), 1 failed or the policy has errors, 2 usage.\n" },
 };
 const unsigned ctl_verb_count = sizeof(ctl_verbs) / sizeof(ctl_verbs[0]);
 
