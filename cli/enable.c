@@ -619,8 +619,12 @@ static int do_dovecot(struct en *e)
 	const char *ssl_args[] = { "doveconf", "-c", conf, "-h", "ssl", NULL };
 	char ssl[64];
 
-	if (run(ssl_args, ssl, sizeof(ssl), 1) == 0 && strcmp(ssl, "required") == 0)
+	char *ours = read_file(path);	/* an earlier enable may have lowered it already */
+
+	if ((run(ssl_args, ssl, sizeof(ssl), 1) == 0 && strcmp(ssl, "required") == 0) ||
+	    (ours != NULL && strstr(ours, "\nssl = yes\n") != NULL))
 		strncat(text, "ssl = yes\n", sizeof(text) - strlen(text) - 1);
+	free(ours);
 	if (dv_listeners(e, text, sizeof(text)) < 0) {
 		free(main_text);
 		return -1;
