@@ -3,7 +3,9 @@
  *
  * Input format (tests/unit/check_filter --seeds writes the unit table in it):
  *
- *   byte 0   protocol: 0 SMTP, 1 IMAP, 2 POP3 (mod 3)
+ *   byte 0   protocol: 0 SMTP, 1 IMAP, 2 POP3 (mod 3); ignored when the
+ *            target is built for one protocol (-DTP_FUZZ_PROTOCOL=TP_PROTO_SMTP
+ *            etc.: make fuzz builds fuzz_smtp, fuzz_imap and fuzz_pop3 so)
  *   byte 1   tls mode: 0 implicit, 1 starttls, 2 opportunistic (mod 3)
  *   byte 2   bit 0: tls_by = daemon; bit 1: enforce = audit
  *   then steps, each: kind (low 2 bits: 0 client, 1 daemon, 2 TLS done,
@@ -28,10 +30,12 @@
  *   - a credential probe (step kind 3), sent where the filter expects a
  *     command, never puts its password marker into to_server.
  *
- * Build (from a configured tree):
+ * Build (from a configured tree; make fuzz builds the three one-protocol
+ * targets and runs them on copies of tests/fuzz/corpus/smtp, imap, pop3):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -Imodule -Ipolicy \
  *     module/filter*.c policy/util.c tests/fuzz/fuzz_filter.c -o fuzz_filter
- *   ./fuzz_filter -max_total_time=120 tests/fuzz/corpus/filter
+ *   cp -R tests/fuzz/corpus/smtp tests/fuzz/corpus/imap tests/fuzz/corpus/pop3 ...
+ *   ./fuzz_filter -dict=tests/fuzz/filter.dict -max_total_time=120 CORPUS_COPY
  */
 #include "config.h"
 
@@ -46,6 +50,13 @@
 #include "replies.h"
 
 #define MARKER "S3CR3T-P4SS"
+
+/* the protocol of a session: fixed at build time, or byte 0 */
+#ifdef TP_FUZZ_PROTOCOL
+#define PROTOCOL_OF(byte) TP_FUZZ_PROTOCOL
+#else
+#define PROTOCOL_OF(byte) ((enum tp_protocol)((byte) % 3))
+#endif
 
 #define CHECK(cond) \
 	do { \
@@ -383,7 +394,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	a.cfg = (struct tp_filter_config){ (enum tp_protocol)(data[0] % 3), modes[data[1] % 3],
+	a.cfg = (struct tp_filter_config){ PROTOCOL_OF(data[0]), modes[data[1] % 3],
 					   (data[2] & 1) ? TP_BY_DAEMON : TP_BY_MODULE,
 					   (data[2] >> 1) & 1, 0 };
 	b.cfg = a.cfg;
