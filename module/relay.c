@@ -8,6 +8,11 @@
  * back.  Buffers are bounded: a side whose output is full is not read
  * until it drains.  Nothing is ever written to the client in plaintext on
  * an implicit-TLS port, or after the upgrade has begun.
+ *
+ * With tls_by = daemon the daemon does the TLS: after the plaintext phase
+ * (filtered the same way) the handshake records go by through two record
+ * readers (tlsrec.h), the daemon's ServerHello is held until the version
+ * and suite it chose pass the rule, and then the bytes pass untouched.
  */
 #include "config.h"
 
@@ -26,6 +31,7 @@
 
 #include "filter.h"
 #include "relay.h"
+#include "tlsrec.h"
 #include "tplog.h"
 
 #define READ_CHUNK 16384
@@ -41,6 +47,8 @@ enum conn_state {
 	ST_UPGRADE,		/* upgrade reply sent: waiting for the ClientHello */
 	ST_HANDSHAKE,		/* TLS handshake under way */
 	ST_TLS,			/* inside TLS */
+	ST_INSPECT,		/* tls_by = daemon: the daemon's handshake going by */
+	ST_PASS,		/* tls_by = daemon: its session, passed through */
 };
 
 struct conn;
@@ -60,6 +68,10 @@ struct conn {
 	struct tp_filter *filter;
 	enum conn_state state;
 	int start_tls, closing, client_eof, app_eof, dead;
+	int expect_tls;		/* tls_by = daemon: it accepted the upgrade */
+	struct tp_tlsrec *crec, *srec;	/* ST_INSPECT: client's and daemon's records */
+	size_t held;		/* ST_INSPECT: bytes at the end of to_client not yet cleared */
+	char offered[64];	/* ST_INSPECT: what the client's hello offered, for the log */
 	int app_shut;		/* the daemon was told the client's end of input */
 	int retired;		/* closed; freed at the end of the event batch */
 	size_t tls_write_len;	/* length of a wolfSSL_write to repeat */
@@ -168,6 +180,8 @@ static void conn_close(struct tp_worker *w, struct conn *c)
 	close(c->tcp.fd);
 	close(c->app.fd);
 	tp_filter_free(&c->filter);
+	tp_tlsrec_free(&c->crec);
+	tp_tlsrec_free(&c->srec);
 	free(c->to_app.data);
 	free(c->to_client.data);
 	if (c->prev)
@@ -207,6 +221,8 @@ static void apply(struct conn *c, const struct tp_filter_out *out, int rc)
 		if (c->deadline == 0)
 			c->deadline = time(NULL) + c->rule->handshake_timeout;
 	}
+	if (out->flags & TP_FILTER_EXPECT_TLS)
+		c->expect_tls = 1;
 	if (rc < 0 || (out->flags & TP_FILTER_CLOSE))
 		c->closing = 1;
 }
@@ -220,6 +236,28 @@ static void start_handshake(struct conn *c)
 		return;
 	}
 	c->state = ST_HANDSHAKE;
+}
+
+/* start_inspect - tls_by = daemon: the daemon's handshake begins */
+static void start_inspect(struct conn *c)
+{
+	c->crec = tp_tlsrec_new();
+	c->srec = tp_tlsrec_new();
+	if (c->crec == NULL || c->srec == NULL) {
+		conn_log(c, LOG_ERR, "close", "out-of-memory", NULL);
+		c->dead = 1;
+		return;
+	}
+	c->state = ST_INSPECT;
+}
+
+/* begin_tls - the client's TLS starts here: ours, or the daemon's */
+static void begin_tls(struct conn *c)
+{
+	if (c->rule->tls_by == TP_BY_DAEMON)
+		start_inspect(c);
+	else
+		start_handshake(c);
 }
 
 /* handshake - drive wolfSSL_accept; 1 if progress was made */
@@ -264,14 +302,15 @@ static int peek_first(struct conn *c)
 		c->dead = 1;
 		return 0;
 	}
-	/* 0x16: a TLS handshake record; 0x80: an SSLv2-style hello (refused by wolfSSL) */
+	/* 0x16: a TLS handshake record; 0x80: an SSLv2-style hello (refused by
+	 * wolfSSL, and by the record reader for the daemon) */
 	if (b != 0x16 && b != 0x80) {
 		conn_log(c, LOG_NOTICE, "refuse", "plaintext-on-implicit-port",
 			 "hint=\"plaintext client on implicit-TLS port: client set to STARTTLS?\"");
 		c->dead = 1;
 		return 0;
 	}
-	start_handshake(c);
+	begin_tls(c);
 	return 1;
 }
 
@@ -310,8 +349,158 @@ static int skip_injection(struct conn *c)
 		conn_log(c, LOG_NOTICE, "discard", "injection", extra);
 	}
 	if (hello != NULL)
-		start_handshake(c);
+		begin_tls(c);
 	return 1;
+}
+
+/*
+ * session_ok - the daemon's ServerHello (or HelloRetryRequest): may the
+ * version and suite it chose run under the rule?  In audit mode a refusal
+ * is only logged.
+ */
+static int session_ok(struct conn *c, const struct tp_tlsrec_hello *h)
+{
+	const char *reason;
+	char detail[160], extra[400];
+
+	if (tp_rule_check_session(c->rule, h->version, h->suite, &reason, detail, sizeof(detail)) == 0)
+		return 1;
+	snprintf(extra, sizeof(extra), "%s%s tls_by=daemon hint=\"%s\"", detail, c->offered,
+		 strcmp(reason, "version-below-floor") == 0 ?
+		 "the daemon's TLS settings allow this version: raise its minimum to the policy floor" :
+		 "the daemon's TLS settings allow this suite: remove it from the daemon's cipher list");
+	if (c->rule->enforce == TP_ENFORCE_AUDIT) {
+		conn_log(c, LOG_WARNING, "would-refuse", reason, extra);
+		return 1;
+	}
+	conn_log(c, LOG_WARNING, "refuse", reason, extra);
+	return 0;
+}
+
+/* inspect_server - the daemon's bytes during its handshake: hold them
+ * until its ServerHello passes the rule */
+static void inspect_server(struct conn *c, const uint8_t *p, size_t n)
+{
+	size_t off = 0, used;
+	char extra[160], vbuf[16];
+
+	c->held += n;
+	while (off < n && c->state == ST_INSPECT) {
+		int rc = tp_tlsrec_feed(c->srec, p + off, n - off, &used);
+		const struct tp_tlsrec_hello *h = tp_tlsrec_hello(c->srec);
+
+		off += used;
+		switch (rc) {
+		case TP_TLSREC_MORE:
+			return;
+		case TP_TLSREC_HRR:
+		case TP_TLSREC_SERVER_HELLO:
+			if (!session_ok(c, h)) {
+				c->dead = 1;
+				return;
+			}
+			c->held = n - off;	/* up to the hello's end may go */
+			if (rc == TP_TLSREC_HRR) {
+				tp_tlsrec_after_hrr(c->crec);
+				continue;
+			}
+			{
+				size_t nsuites;
+				const struct tp_suite *all = tp_suites(&nsuites), *s = NULL;
+
+				for (size_t i = 0; i < nsuites && s == NULL; i++)
+					if (all[i].id == h->suite)
+						s = &all[i];
+				snprintf(extra, sizeof(extra), "version=%s suite=%s tls_by=daemon",
+					 tp_wire_version_name(h->version, vbuf, sizeof(vbuf)),
+					 s != NULL ? s->name : "unknown");
+			}
+			conn_log(c, LOG_INFO, "tls", NULL, extra);
+			break;
+		case TP_TLSREC_ALERT:
+			conn_log(c, LOG_NOTICE, "close", "daemon-refused-handshake", c->offered[0] ? c->offered + 1 : NULL);
+			break;
+		default:	/* application data before a ServerHello, or not TLS */
+			snprintf(extra, sizeof(extra), "error=%s from=daemon",
+				 rc == TP_TLSREC_APPDATA ? "appdata-before-serverhello" :
+				 tp_tlsrec_error(c->srec));
+			conn_log(c, LOG_WARNING, "refuse", "bad-daemon-handshake", extra);
+			c->dead = 1;
+			return;
+		}
+		/* decided: the rest passes untouched */
+		c->held = 0;
+		c->state = ST_PASS;
+		c->deadline = 0;
+		tp_tlsrec_free(&c->crec);
+		tp_tlsrec_free(&c->srec);
+	}
+}
+
+/* inspect_client - the client's bytes during the daemon's handshake:
+ * they must be TLS; its ClientHello goes into the log line */
+static void inspect_client(struct conn *c, const uint8_t *p, size_t n)
+{
+	size_t off = 0, used;
+	char vbuf[16];
+
+	while (off < n && c->crec != NULL) {
+		int rc = tp_tlsrec_feed(c->crec, p + off, n - off, &used);
+		const struct tp_tlsrec_hello *h = tp_tlsrec_hello(c->crec);
+
+		off += used;
+		if (rc == TP_TLSREC_CLIENT_HELLO) {
+			snprintf(c->offered, sizeof(c->offered), " client_max=%s",
+				 tp_wire_version_name(h->version, vbuf, sizeof(vbuf)));
+			continue;
+		}
+		if (rc == TP_TLSREC_ERROR) {
+			char extra[96];
+
+			snprintf(extra, sizeof(extra), "error=%s from=client", tp_tlsrec_error(c->crec));
+			conn_log(c, LOG_NOTICE, "refuse", "not-tls", extra);
+			c->dead = 1;
+		}
+		return;		/* MORE, or the client's records go on unread */
+	}
+}
+
+/* read_raw - ST_INSPECT and ST_PASS: bytes as they are, no filter */
+static int read_raw(struct conn *c, int from_client)
+{
+	uint8_t data[READ_CHUNK];
+	ssize_t n = recv(from_client ? c->tcp.fd : c->app.fd, data, sizeof(data), 0);
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : (from_client ? (c->client_eof = 1) : (c->app_eof = 1));
+	if (n == 0) {
+		if (from_client)
+			c->client_eof = 1;
+		else
+			c->app_eof = 1;
+		return 1;
+	}
+	c->last = time(NULL);
+	if (from_client) {
+		c->in += (unsigned long long)n;
+		if (c->state == ST_INSPECT)
+			inspect_client(c, data, (size_t)n);
+		if (!c->dead && buf_add(&c->to_app, data, (size_t)n) < 0)
+			c->dead = 1;
+		return 1;
+	}
+	if (buf_add(&c->to_client, data, (size_t)n) < 0) {
+		c->dead = 1;
+		return 1;
+	}
+	if (c->state == ST_INSPECT)
+		inspect_server(c, data, (size_t)n);
+	return 1;
+}
+
+static int raw_state(const struct conn *c)
+{
+	return c->state == ST_INSPECT || c->state == ST_PASS;
 }
 
 /* read_client - bytes from the client, through the filter */
@@ -322,6 +511,8 @@ static int read_client(struct conn *c)
 	ssize_t n;
 	int rc;
 
+	if (raw_state(c))
+		return read_raw(c, 1);
 	if (c->state == ST_TLS) {
 		n = wolfSSL_read(c->ssl, data, sizeof(data));
 		if (n <= 0) {
@@ -353,9 +544,12 @@ static int read_app(struct conn *c)
 {
 	uint8_t data[READ_CHUNK];
 	struct tp_filter_out out;
-	ssize_t n = recv(c->app.fd, data, sizeof(data), 0);
+	ssize_t n;
 	int rc;
 
+	if (raw_state(c))
+		return read_raw(c, 0);
+	n = recv(c->app.fd, data, sizeof(data), 0);
 	if (n < 0)
 		return errno == EAGAIN ? 0 : (c->app_eof = 1);
 	if (n == 0) {
@@ -402,7 +596,7 @@ static int write_client(struct conn *c)
 		}
 		c->tls_write_len = 0;
 	} else {
-		n = send(c->tcp.fd, c->to_client.data, c->to_client.len, MSG_NOSIGNAL);
+		n = send(c->tcp.fd, c->to_client.data, c->to_client.len - c->held, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno != EAGAIN)
 				c->dead = 1;
@@ -414,16 +608,19 @@ static int write_client(struct conn *c)
 	return n > 0;
 }
 
-/* may_write_client - never plaintext before or during the handshake */
+/* may_write_client - never plaintext before or during the handshake, and
+ * none of the daemon's handshake before its ServerHello passed */
 static int may_write_client(const struct conn *c)
 {
+	if (raw_state(c))
+		return c->to_client.len > c->held;
 	return c->state == ST_TLS || (c->state == ST_PLAIN && c->rule->tls != TP_TLS_IMPLICIT);
 }
 
 static int may_read_client(const struct conn *c)
 {
-	return (c->state == ST_PLAIN || c->state == ST_TLS) && !c->start_tls &&
-	       !c->client_eof && !c->closing && c->to_app.len < TP_RELAY_BUFFER;
+	return (c->state == ST_PLAIN || c->state == ST_TLS || raw_state(c)) && !c->start_tls &&
+	       !c->expect_tls && !c->client_eof && !c->closing && c->to_app.len < TP_RELAY_BUFFER;
 }
 
 /*
@@ -464,9 +661,11 @@ static int step(struct conn *c)
 		progress |= write_client(c);
 	if (!c->dead && c->client_eof && c->state == ST_PLAIN)
 		progress |= half_close(c);
-	if (!c->dead && c->start_tls && c->to_client.len == 0) {
-		c->start_tls = 0;
+	if (!c->dead && (c->start_tls || c->expect_tls) && c->to_client.len == 0) {
+		c->start_tls = c->expect_tls = 0;
 		c->state = ST_UPGRADE;
+		if (c->deadline == 0)
+			c->deadline = time(NULL) + c->rule->handshake_timeout;
 		progress = 1;
 	}
 	return progress;
@@ -618,7 +817,7 @@ static void check_timeouts(struct tp_worker *w)
 
 	for (struct conn *c = w->conns, *next; c != NULL; c = next) {
 		next = c->next;
-		if (c->deadline && now > c->deadline && c->state != ST_TLS) {
+		if (c->deadline && now > c->deadline && c->state != ST_TLS && c->state != ST_PASS) {
 			conn_log(c, LOG_NOTICE, "close", "handshake-timeout", NULL);
 			conn_close(w, c);
 			continue;

@@ -79,6 +79,78 @@ const char *tp_tls_mode_name(enum tp_tls_mode m)
 	return tp_keys[TP_KEY_TLS].values[m].word;
 }
 
+/* --- what a daemon negotiated ---------------------------------------------- */
+
+const char *tp_wire_version_name(unsigned version, char *buf, size_t size)
+{
+	static const char *const names[] = { "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3" };
+
+	if (version >= 0x0300 && version <= 0x0304)
+		return names[version - 0x0300];
+	snprintf(buf, size, "0x%04X", version);
+	return buf;
+}
+
+/* wire_version - 0x0301.. as enum tp_version; TP_VERSION_NONE below TLS 1.0 */
+static enum tp_version wire_version(unsigned version)
+{
+	if (version < 0x0301)
+		return TP_VERSION_NONE;
+	return version > 0x0304 ? TP_TLS13 : (enum tp_version)(TP_TLS10 + (version - 0x0301));
+}
+
+static const struct tp_suite *suite_by_id(unsigned id)
+{
+	size_t n;
+	const struct tp_suite *all = tp_suites(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (all[i].id == id)
+			return &all[i];
+	return NULL;
+}
+
+/* class_names - the banned classes a suite is in, "3DES,SHA1" */
+static void class_names(unsigned bits, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < tp_cipher_class_count; i++)
+		if (bits & tp_cipher_classes[i].bit)
+			len += (size_t)snprintf(buf + len, size > len ? size - len : 0, "%s%s",
+						len ? "," : "", tp_cipher_classes[i].name);
+}
+
+int tp_rule_check_session(const struct tp_rule *r, unsigned version, unsigned suite,
+			  const char **reason_r, char *detail, size_t size)
+{
+	const struct tp_suite *s = suite_by_id(suite);
+	char vbuf[16], classes[128];
+
+	if (wire_version(version) < r->min_version) {
+		*reason_r = "version-below-floor";
+		snprintf(detail, size, "version=%s policy_floor=%s",
+			 tp_wire_version_name(version, vbuf, sizeof(vbuf)), tp_version_name(r->min_version));
+		return -1;
+	}
+	if (s != NULL && (s->classes & r->ban_classes)) {
+		class_names(s->classes & r->ban_classes, classes, sizeof(classes));
+		*reason_r = "banned-suite";
+		snprintf(detail, size, "suite=%s banned=%s", s->name, classes);
+		return -1;
+	}
+	if (s == NULL || !tp_list_has(s->tls13 ? r->tls13_suites : r->tls12_suites, s->name, ':')) {
+		*reason_r = "suite-not-allowed";
+		if (s != NULL)
+			snprintf(detail, size, "suite=%s profile=%s", s->name, r->profile->name);
+		else
+			snprintf(detail, size, "suite=0x%04X profile=%s", suite, r->profile->name);
+		return -1;
+	}
+	return 0;
+}
+
 /* --- sections ----------------------------------------------------------- */
 
 /*

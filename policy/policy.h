@@ -102,4 +102,18 @@ const char *tp_policy_relay_socket(const struct tp_policy *p);
 const char *tp_protocol_name(enum tp_protocol p);
 const char *tp_tls_mode_name(enum tp_tls_mode m);
 
+/*
+ * tp_rule_check_session - may a TLS session negotiated by a daemon run
+ * under rule r (tls_by = daemon)?  version is the version on the wire
+ * (0x0303 for TLS 1.2), suite the two-byte suite code.  0 if it may; -1 if
+ * not, with a reason token in *reason_r ("version-below-floor",
+ * "banned-suite", "suite-not-allowed") and, in detail, what to tell the
+ * admin: the version or suite seen and what the rule requires.
+ */
+int tp_rule_check_session(const struct tp_rule *r, unsigned version, unsigned suite,
+			  const char **reason_r, char *detail, size_t size);
+
+/* tp_wire_version_name - "TLSv1.2" for 0x0303, "SSLv3" for 0x0300, "0xXXXX" otherwise */
+const char *tp_wire_version_name(unsigned version, char *buf, size_t size);
+
 #endif
