@@ -65,15 +65,91 @@ static struct {
 } shim;
 
 /*
- * log_line - to syslog; never to the host's stdout or stderr.  Tests
- * point TLSPOLICY_SYSLOG_SOCKET at a datagram socket of their own, as
- * TLSPOLICY_CONF points at their policy, so they can read what was said.
+ * The log socket, connected in the constructor: the processes that accept
+ * are chrooted by the time they have something to say (Dovecot's login
+ * processes into their run directory, Postfix's smtpd and postscreen into
+ * the queue directory), and there /dev/log cannot be named any more.  It is
+ * recognised by its inode, like a relayed socket, because a daemon may
+ * close descriptors it does not know of and reuse the number.
+ */
+static struct {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+} logsock = { -1, 0, 0 };
+
+/*
+ * log_connect - a datagram socket connected to syslog's /dev/log or, in
+ * tests, to TLSPOLICY_SYSLOG_SOCKET (as TLSPOLICY_CONF points at their
+ * policy, so they can read what was said); -1 if there is none
+ */
+static int log_connect(void)
+{
+	const char *path = getenv("TLSPOLICY_SYSLOG_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int s;
+
+	if (path == NULL || path[0] != '/')
+		path = "/dev/log";
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -1;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0 && connect(s, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		close(s);
+		s = -1;
+	}
+	return s;
+}
+
+/* log_open - keep a log socket, above fds 0-2 (a daemon started with them closed owns them) */
+static void log_open(void)
+{
+	struct stat st;
+	int s = log_connect();
+
+	if (s >= 0 && s < 3) {
+		int high = fcntl(s, F_DUPFD_CLOEXEC, 3);
+
+		close(s);
+		s = high;
+	}
+	if (s < 0)
+		return;
+	if (fstat(s, &st) < 0) {
+		close(s);
+		return;
+	}
+	logsock.fd = s;
+	logsock.dev = st.st_dev;
+	logsock.ino = st.st_ino;
+}
+
+/* log_kept - the constructor's log socket, if its descriptor still is it */
+static int log_kept(void)
+{
+	struct stat st;
+
+	if (logsock.fd < 0)
+		return -1;
+	if (fstat(logsock.fd, &st) < 0 || st.st_dev != logsock.dev || st.st_ino != logsock.ino) {
+		logsock.fd = -1;	/* the daemon closed it: the number is not ours */
+		return -1;
+	}
+	return logsock.fd;
+}
+
+/*
+ * log_line - one syslog line, facility mail; never to the host's stdout or
+ * stderr, never blocking the host on a full syslog queue, and without
+ * openlog(), which would change the host's own ident.  Through the kept
+ * socket, else by name (syslogd restarted; outside a chroot), else
+ * syslog(3), which knows stream sockets too.
  */
 static void log_line(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void log_line(int prio, const char *fmt, ...)
 {
-	const char *sockpath = getenv("TLSPOLICY_SYSLOG_SOCKET");
-	char msg[1024];
+	char msg[1024], line[1100];
 	int n, s;
 	va_list ap;
 
@@ -82,20 +158,22 @@ static void log_line(int prio, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	if (sockpath == NULL || sockpath[0] != '/' || strlen(sockpath) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		syslog(LOG_MAIL | prio, "%s", msg);
+	n = snprintf(line, sizeof(line), "<%d>%s", LOG_MAIL | prio, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1;
+	s = log_kept();
+	if (s >= 0 && send(s, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+		return;
+	s = log_connect();
+	if (s >= 0) {
+		send(s, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(s);
 		return;
 	}
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char line[1100];
-
-	memcpy(sun.sun_path, sockpath, strlen(sockpath) + 1);
-	n = snprintf(line, sizeof(line), "<%d>%s", LOG_MAIL | prio, msg);
-	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s >= 0) {
-		sendto(s, line, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sun, sizeof(sun));
-		close(s);
-	}
+	if (getenv("TLSPOLICY_SYSLOG_SOCKET") == NULL)
+		syslog(LOG_MAIL | prio, "%s", msg);
 }
 
 static void say(int prio, const char *what, int port, int err)
@@ -183,6 +261,7 @@ __attribute__((constructor)) static void shim_init(void)
 	struct tp_policy *p;
 
 	load_real();
+	log_open();
 	if (d == NULL)
 		return;
 	p = tp_policy_load(tp_policy_default_path(), 0, d);

@@ -255,10 +255,16 @@ def run(cmd, input=None, timeout=RUN_TIMEOUT, env=None, cwd=None):
 
 # --- clients: connect to an address, verify the name "localhost" ------------------
 
+def _connect(addr, port, timeout, source):
+    """a TCP connection to (addr, port), from the address source if given"""
+    return socket.create_connection((addr, port), timeout, (source, 0) if source else None)
+
+
 class SMTP(smtplib.SMTP):
-    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT):
+    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT, source=None):
         self._addr, self._tls_context = addr, context
-        super().__init__("localhost", port, local_hostname="client.test", timeout=timeout)
+        super().__init__("localhost", port, local_hostname="client.test", timeout=timeout,
+                         source_address=(source, 0) if source else None)
 
     def _get_socket(self, host, port, timeout):
         return socket.create_connection((self._addr, port), timeout, self.source_address)
@@ -268,9 +274,10 @@ class SMTP(smtplib.SMTP):
 
 
 class SMTP_SSL(smtplib.SMTP_SSL):
-    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT):
+    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT, source=None):
         self._addr = addr
-        super().__init__("localhost", port, local_hostname="client.test", timeout=timeout, context=context)
+        super().__init__("localhost", port, local_hostname="client.test", timeout=timeout, context=context,
+                         source_address=(source, 0) if source else None)
 
     def _get_socket(self, host, port, timeout):
         sock = socket.create_connection((self._addr, port), timeout, self.source_address)
@@ -278,46 +285,50 @@ class SMTP_SSL(smtplib.SMTP_SSL):
 
 
 class IMAP4(imaplib.IMAP4):
-    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT):
+    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT, source=None):
+        self._source = source
         self._addr, self._tls_context = addr, context
         super().__init__("localhost", port, timeout=timeout)
 
     def _create_socket(self, timeout):
-        return socket.create_connection((self._addr, self.port), timeout)
+        return _connect(self._addr, self.port, timeout, self._source)
 
     def starttls(self, ssl_context=None):
         return super().starttls(ssl_context or self._tls_context)
 
 
 class IMAP4_SSL(imaplib.IMAP4_SSL):
-    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT):
+    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT, source=None):
+        self._source = source
         self._addr = addr
         super().__init__("localhost", port, ssl_context=context, timeout=timeout)
 
     def _create_socket(self, timeout):
-        sock = socket.create_connection((self._addr, self.port), timeout)
+        sock = _connect(self._addr, self.port, timeout, self._source)
         return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
 class POP3(poplib.POP3):
-    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT):
+    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT, source=None):
+        self._source = source
         self._addr, self._tls_context = addr, context
         super().__init__("localhost", port, timeout)
 
     def _create_socket(self, timeout):
-        return socket.create_connection((self._addr, self.port), timeout)
+        return _connect(self._addr, self.port, timeout, self._source)
 
     def stls(self, context=None):
         return super().stls(context or self._tls_context)
 
 
 class POP3_SSL(poplib.POP3_SSL):
-    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT):
+    def __init__(self, port, addr, context, timeout=CLIENT_TIMEOUT, source=None):
+        self._source = source
         self._addr = addr
         super().__init__("localhost", port, timeout=timeout, context=context)
 
     def _create_socket(self, timeout):
-        sock = socket.create_connection((self._addr, self.port), timeout)
+        sock = _connect(self._addr, self.port, timeout, self._source)
         return self.context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -483,6 +494,8 @@ class Setup:
         runs one "mailserver.py --inetd" per connection with the client on
         fd 0 (the shim's inherited-socket path); its "conn" is that pid.
     server_env: more environment for the mail server (and so for the shim).
+    server: False starts no mail server, only tlspolicyd with the policy for
+        policy_ports: for a real daemon started beside it (daemons.py).
     shim_log: catch what the shim logs: a datagram socket in tmp is bound and
         named to the server in TLSPOLICY_SYSLOG_SOCKET; read it with
         shim_log_lines() and wait_shim_log().
@@ -495,7 +508,7 @@ class Setup:
     def __init__(self, policy_ports=None, *, plain_ports=None, policy=None, daemonless=False,
                  ipv6=False, server_tls=None, offer_starttls=False, server_args=(), daemon_args=(),
                  user="test", password="secret", publish=False, inetd=(), server_env=None,
-                 shim_log=False):
+                 shim_log=False, server=True):
         self.daemonless, self.ipv6 = daemonless, ipv6
         self.user, self.password = user, password
         self.procs, self.clients, self.logs = [], [], []
@@ -531,7 +544,8 @@ class Setup:
                 self._start_daemon(daemon_args)
             if shim_log:
                 self._open_shim_log()
-            self._start_server(server_args)
+            if server:
+                self._start_server(server_args)
         except BaseException:
             self.close()
             raise
@@ -858,28 +872,29 @@ class Setup:
         self.clients.append(client)
         return client
 
-    def smtp(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT):
-        return self._keep(SMTP(self.port(port), addr, self.ssl_context, timeout))
+    def smtp(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT, source=None):
+        return self._keep(SMTP(self.port(port), addr, self.ssl_context, timeout, source))
 
-    def smtp_ssl(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT):
-        return self._keep(SMTP_SSL(self.port(port), addr, self.ssl_context, timeout))
+    def smtp_ssl(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT, source=None):
+        return self._keep(SMTP_SSL(self.port(port), addr, self.ssl_context, timeout, source))
 
-    def imap(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT):
-        return self._keep(IMAP4(self.port(port), addr, self.ssl_context, timeout))
+    def imap(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT, source=None):
+        return self._keep(IMAP4(self.port(port), addr, self.ssl_context, timeout, source))
 
-    def imap_ssl(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT):
-        return self._keep(IMAP4_SSL(self.port(port), addr, self.ssl_context, timeout))
+    def imap_ssl(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT, source=None):
+        return self._keep(IMAP4_SSL(self.port(port), addr, self.ssl_context, timeout, source))
 
-    def pop3(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT):
-        return self._keep(POP3(self.port(port), addr, self.ssl_context, timeout))
+    def pop3(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT, source=None):
+        return self._keep(POP3(self.port(port), addr, self.ssl_context, timeout, source))
 
-    def pop3_ssl(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT):
-        return self._keep(POP3_SSL(self.port(port), addr, self.ssl_context, timeout))
+    def pop3_ssl(self, port, addr="127.0.0.1", timeout=CLIENT_TIMEOUT, source=None):
+        return self._keep(POP3_SSL(self.port(port), addr, self.ssl_context, timeout, source))
 
-    def raw(self, port, addr="127.0.0.1", tls=False, timeout=CLIENT_TIMEOUT):
-        """a connected Raw socket; tls=True does the handshake first (for "localhost")"""
+    def raw(self, port, addr="127.0.0.1", tls=False, timeout=CLIENT_TIMEOUT, source=None):
+        """a connected Raw socket; tls=True does the handshake first (for "localhost");
+        source: the local address to connect from (e.g. 127.0.0.2, not 127.0.0.1)"""
         opened = time.time()
-        r = Raw(socket.create_connection((addr, self.port(port)), timeout), self.ssl_context, opened)
+        r = Raw(_connect(addr, self.port(port), timeout, source), self.ssl_context, opened)
         if tls:
             r.starttls()
         return self._keep(r)
