@@ -130,11 +130,11 @@ def _parent(pid):
         return None
 
 
-def instance_pids(marker, root=None):
+def instance_pids(marker, root=None, title=None):
     """pids of the live processes of an instance: root (its master) and its
-    descendants, and those whose environment has MARKER=marker (Dovecot
+    descendants, those whose environment has MARKER=marker (Dovecot
     overwrites its processes' environment with their titles, Postfix does
-    not)"""
+    not), and those whose title (command line) starts with title"""
     want = ("%s=%s" % (MARKER, marker)).encode()
     pids, parents = set(), {}
     for pid in _proc_pids():
@@ -143,6 +143,10 @@ def instance_pids(marker, root=None):
             with open("/proc/%d/environ" % pid, "rb") as f:
                 if want in f.read().split(b"\0"):
                     pids.add(pid)
+            if title is not None:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    if f.read().startswith(title.encode()):
+                        pids.add(pid)
         except OSError:
             continue
     if root is not None and root in parents:
@@ -170,6 +174,16 @@ def reap(pids):
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
+
+
+def reap_zombie_children(keep):
+    """reap our children that have exited, but for the pids in keep
+    (Popen's own, which must collect them themselves): the orphans of a
+    stopped instance that exited after it was stopped"""
+    me = os.getpid()
+    for pid in _proc_pids():
+        if pid not in keep and _parent(pid) == me and _state(pid) == "Z":
+            reap([pid])
 
 
 def kill_pids(pids, grace=2):
@@ -248,7 +262,8 @@ class Instance:
         self.dir = os.path.join(setup.tmp, self.name)
         self.marker = self.dir
         self.leftovers = []
-        self.running = False
+        self.running = self.closed = False
+        setup.add_closer(self.close)
         os.makedirs(self.dir)
         # the Maildir's path must be traversable by the mail user and by Postfix
         for d in (setup.tmp, self.dir):
@@ -292,13 +307,18 @@ class Instance:
     def master_pid(self):
         return None
 
+    title = None
+
     def pids(self):
         """the instance's live processes"""
-        return instance_pids(self.marker, self.master_pid())
+        return instance_pids(self.marker, self.master_pid(), self.title)
 
     def close(self):
         """stop the daemon with its own command, then kill what is left of
         it and reap what became ours (leftovers: what had to be killed)"""
+        if self.closed:
+            return
+        self.closed = True
         seen = self.pids()
         if self.running:
             self.running = False
@@ -307,6 +327,13 @@ class Instance:
             except Exception:
                 pass
         self.leftovers = kill_pids(sorted(set(seen) | set(self.pids())))
+        popen = {p.pid for live in harness._live for p in live.procs} | {p.pid for p in self.setup.procs}
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            reap_zombie_children(popen)
+            if not self.pids():
+                break
+            time.sleep(0.05)
 
     def __enter__(self):
         return self
@@ -396,6 +423,7 @@ class Dovecot(Instance):
         super().__init__(setup, {"imap": imap, "imaps": imaps, "pop3": pop3, "pop3s": pop3s})
         Dovecot._serial += 1
         self.instance = "tp-test-%d-%d" % (os.getpid(), Dovecot._serial)
+        self.title = "dovecot-%s/" % self.instance       # its processes' titles
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.mailroot = mailroot(setup)
@@ -438,7 +466,8 @@ class Dovecot(Instance):
         self.wait_log(r"master: Info: Dovecot v\S+ .*starting up", START_TIMEOUT)
 
     def master_pid(self):
-        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+        proc = getattr(self, "proc", None)
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def doveadm(self, *args, timeout=harness.RUN_TIMEOUT):
         """doveadm -c CONF ARGS (without the shim); (rc, out, err)"""
@@ -663,7 +692,7 @@ class Postfix(Instance):
 
     def master_pid(self):
         try:
-            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+            with open(os.path.join(self.spool_dir(self.setup), "pid", "master.pid")) as f:
                 return int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             return None

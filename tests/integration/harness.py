@@ -518,6 +518,7 @@ class Setup:
         self.server_extra_env = dict(server_env or {})
         self.shim_sock, self.shim_messages = None, []
         self.policy_sections = {}
+        self.closers = []
         self.closed = False
         n = next(_instances)
         self.tmp = tempfile.mkdtemp(prefix="tlspolicy-test-%d-%d-" % (os.getpid(), n))
@@ -702,6 +703,11 @@ class Setup:
         if self.closed:
             return
         self.closed = True
+        for fn in reversed(self.closers):
+            try:
+                fn()
+            except Exception as e:
+                print("harness: closing %s: %s" % (fn, e), file=sys.stderr)
         for lsock, t in self.inetd_listeners:
             t.join(2)
             lsock.close()
@@ -740,6 +746,11 @@ class Setup:
 
     def __exit__(self, *exc):
         self.close()
+
+    def add_closer(self, fn):
+        """fn() is called first when the Setup closes, also at exit and by
+        run.py's watchdog (daemons.py stops its daemons there)"""
+        self.closers.append(fn)
 
     def write_policy(self):
         """rewrite the policy file from self.policy_sections (edit it first)"""
