@@ -9,13 +9,26 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <wolfssl/options.h>
-#include <wolfssl/ssl.h>
-
 #include "certcheck.h"
 #include "diag.h"
 #include "keys.h"
 #include "util.h"
+
+#ifdef TP_POLICY_NO_TLS
+/*
+ * The shim's build: it never reads keys (TP_LOAD_CHECK_FILES is for
+ * tlspolicyctl and tlspolicyd) and must not bring wolfSSL, whose library
+ * exports functions under OpenSSL's names, into a mail daemon's process.
+ */
+void tp_cert_check(const char *cert, const struct tp_where *cw,
+		   const char *key, const struct tp_where *kw,
+		   struct tp_diags *d)
+{
+	(void)cert, (void)cw, (void)key, (void)kw, (void)d;
+}
+#else
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
 
 static void say(struct tp_diags *d, enum tp_severity sev,
 		const struct tp_where *w, const char *key, const char *path,
@@ -184,3 +197,4 @@ void tp_cert_check(const char *cert, const struct tp_where *cw,
 	wolfSSL_CTX_free(ctx);
 	wolfSSL_Cleanup();
 }
+#endif /* TP_POLICY_NO_TLS */

@@ -677,6 +677,7 @@ static int alt_port(const struct tp_policy *p, enum tp_protocol proto)
 	return 0;
 }
 
+#ifndef TP_POLICY_NO_TLS	/* the shim's build: no suite lists to check */
 /* blame - the key to report a suite problem at: the port's own first */
 static enum tp_key_id blame(const struct tp_policy *p, const struct section *s)
 {
@@ -719,6 +720,7 @@ static void check_suites(const struct tp_policy *p, const struct section *s,
 			     bans ? "remove some of ban_ciphers" : "use profile intermediate");
 	}
 }
+#endif
 
 static void check_floor(const struct tp_policy *p, const struct section *s,
 			struct tp_diags *d)
@@ -890,7 +892,9 @@ static void check_rules(struct tp_policy *p, unsigned flags, struct tp_diags *d)
 		if (s->rule.tls == TP_TLS_REFUSE)
 			continue;
 		check_floor(p, s, d);
-		check_suites(p, s, d);
+#ifndef TP_POLICY_NO_TLS
+		check_suites(p, s, d);	/* the shim's build has no suite lists */
+#endif
 		if (flags & TP_LOAD_CHECK_FILES)
 			check_certs(p, s, d);
 	}
