@@ -11,6 +11,16 @@
 #include "ctl.h"
 #include "policy.h"
 
+/* the options enable and disable share */
+#define ENABLE_OPTIONS \
+	"  -c, --config FILE       the policy (also passed on to the daemon when given)\n" \
+	"      --config-dir DIR    the daemon's configuration directory (default /etc/DAEMON);\n" \
+	"                          for a private instance: no systemd drop-in then\n" \
+	"      --systemd-dir DIR   where the drop-in goes (default /etc/systemd/system)\n" \
+	"      --no-systemd        no systemd drop-in\n" \
+	"      --shim PATH         the tlspolicy.so to preload (default " TP_SHIM_PATH ")\n" \
+	"      --dry-run           print the changes without making them\n"
+
 const struct ctl_verb ctl_verbs[] = {
 	{ "validate", ctl_validate, "[-c FILE] [--strict] [--json]",
 	  "check a policy and its drop-ins without publishing it",
@@ -70,13 +80,7 @@ const struct ctl_verb ctl_verbs[] = {
 	  "replaced are kept so that disable puts them back. For Exim it prints the lines\n"
 	  "to add to its configuration.\n"
 	  "\n"
-	  "  -c, --config FILE       the policy (also passed on to the daemon when given)\n"
-	  "      --config-dir DIR    the daemon's configuration directory (default /etc/DAEMON);\n"
-	  "                          for a private instance: no systemd drop-in then\n"
-	  "      --systemd-dir DIR   where the drop-in goes (default /etc/systemd/system)\n"
-	  "      --no-systemd        no systemd drop-in\n"
-	  "      --shim PATH         the tlspolicy.so to preload (default " TP_SHIM_PATH ")\n"
-	  "      --dry-run           print the changes without making them\n"
+	  ENABLE_OPTIONS
 	  "\n"
 	  "Exit: 0 done (or nothing to do), 1 failed or the policy has errors, 2 usage.\n" },
 	{ "disable", ctl_disable, "[OPTIONS] postfix|dovecot|exim4",
@@ -84,13 +88,7 @@ const struct ctl_verb ctl_verbs[] = {
 	  "Removes the systemd drop-in and the pass-through, and sets back the daemon\n"
 	  "settings enable replaced, to the values recorded when it replaced them.\n"
 	  "\n"
-	  "  -c, --config FILE       the policy (also passed on to the daemon when given)\n"
-	  "      --config-dir DIR    the daemon's configuration directory (default /etc/DAEMON);\n"
-	  "                          for a private instance: no systemd drop-in then\n"
-	  "      --systemd-dir DIR   where the drop-in goes (default /etc/systemd/system)\n"
-	  "      --no-systemd        no systemd drop-in\n"
-	  "      --shim PATH         the tlspolicy.so to preload (default " TP_SHIM_PATH ")\n"
-	  "      --dry-run           print the changes without making them\n"
+	  ENABLE_OPTIONS
 	  "\n"
 	  "Exit: 0 done (or nothing to do), 1 failed or the policy has errors, 2 usage.\n" },
 };
