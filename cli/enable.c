@@ -401,22 +401,70 @@ static int pf_import_environment(struct pf *p)
 }
 
 /*
- * pf_services - master.cf's inet services on managed SMTP ports with
- * tls_by = module serve plaintext behind tlspolicyd: no TLS of their own,
- * no wrapper mode, and AUTH accepted on what they see as plaintext
- * (tlspolicyd lets AUTH through only inside TLS)
+ * pf_plain - service (of type inet or pass) serves plaintext behind
+ * tlspolicyd: no TLS of its own, no wrapper mode, and AUTH accepted on
+ * what it sees as plaintext (tlspolicyd lets AUTH through only inside TLS)
  */
-static int pf_services(struct pf *p)
+static int pf_plain(struct pf *p, const char *service, const char *type)
 {
 	static const char *const plain[][2] = {
 		{ "smtpd_tls_security_level", "none" },
 		{ "smtpd_tls_wrappermode", "no" },
 		{ "smtpd_tls_auth_only", "no" },
 	};
-	char *out = malloc(OUT_MAX), *save = NULL, key[600];
+	char key[600];
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]) && rc == 0; i++) {
+		snprintf(key, sizeof(key), "%s/%s/%s", service, type, plain[i][0]);
+		rc = pf_set(p, 1, key, plain[i][1]);
+	}
+	return rc;
+}
+
+/*
+ * pf_handoff - postscreen(8) accepts, then passes each client it lets in
+ * to the smtpd of type "pass" named by its smtpd_service_name (a -o
+ * override, else main.cf's, default "smtpd"): that smtpd serves the port,
+ * so it gets the plaintext settings too.  services: postconf -M's output.
+ */
+static int pf_handoff(struct pf *p, const char *services, const char *postscreen, int port)
+{
+	char name[256], key[600], line[1024];
+	const char *l, *nl;
+
+	snprintf(key, sizeof(key), "%s/inet/smtpd_service_name", postscreen);
+	if ((postconf(p, name, sizeof(name), "-P", "-h", key, NULL) != 0 || name[0] == '\0') &&
+	    (postconf(p, name, sizeof(name), "-h", "smtpd_service_name", NULL) != 0 || name[0] == '\0'))
+		snprintf(name, sizeof(name), "smtpd");
+	for (l = services; *l; l = nl ? nl + 1 : l + strlen(l)) {
+		char service[256], type[32];
+
+		nl = strchr(l, '\n');
+		snprintf(line, sizeof(line), "%.*s", (int)(nl ? (size_t)(nl - l) : strlen(l)), l);
+		if (sscanf(line, "%255s %31s", service, type) == 2 && strcmp(service, name) == 0 &&
+		    strcmp(type, "pass") == 0) {
+			printf("master.cf service %s (pass): postscreen on port %d hands its clients to it\n",
+			       name, port);
+			return pf_plain(p, name, "pass");
+		}
+	}
+	printf("note: postscreen on port %d hands clients to \"%s\", which master.cf has no pass service of\n",
+	       port, name);
+	return 0;
+}
+
+/*
+ * pf_services - master.cf's inet services on managed SMTP ports with
+ * tls_by = module serve plaintext behind tlspolicyd; so does the smtpd a
+ * postscreen on such a port hands its clients to
+ */
+static int pf_services(struct pf *p)
+{
+	char *out = malloc(OUT_MAX), *all = NULL, *save = NULL;
 	int rc = 0, managed = 0;
 
-	if (out == NULL || postconf(p, out, OUT_MAX, "-M", NULL) != 0) {
+	if (out == NULL || postconf(p, out, OUT_MAX, "-M", NULL) != 0 || (all = strdup(out)) == NULL) {
 		free(out);
 		fprintf(stderr, "tlspolicyctl: 'postconf -c %s -M' failed\n", p->e->config_dir);
 		return -1;
@@ -435,16 +483,17 @@ static int pf_services(struct pf *p)
 		if (r == NULL)
 			continue;
 		managed++;
-		printf("master.cf service %s (port %d): [%s] tls = %s, tls_by = %s\n", service, port,
-		       r->section, tp_tls_mode_name(r->tls), r->tls_by == TP_BY_DAEMON ? "daemon" : "module");
+		printf("master.cf service %s (port %d): [%s] tls = %s, tls_by = %s%s\n", service, port,
+		       r->section, tp_tls_mode_name(r->tls), r->tls_by == TP_BY_DAEMON ? "daemon" : "module",
+		       r->tls_by == TP_BY_DAEMON ? ": Postfix's own TLS settings stay" : "");
 		if (r->tls_by != TP_BY_MODULE || r->tls == TP_TLS_REFUSE)
 			continue;
-		for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]) && rc == 0; i++) {
-			snprintf(key, sizeof(key), "%s/inet/%s", service, plain[i][0]);
-			rc = pf_set(p, 1, key, plain[i][1]);
-		}
+		rc = pf_plain(p, service, "inet");
+		if (rc == 0 && strcmp(command, "postscreen") == 0)
+			rc = pf_handoff(p, all, service, port);
 	}
 	free(out);
+	free(all);
 	if (managed == 0)
 		printf("note: no inet service in %s/master.cf listens on a port the policy manages\n",
 		       p->e->config_dir);
@@ -520,27 +569,64 @@ static int do_postfix(struct en *e)
 
 /* --- Dovecot --------------------------------------------------------------- */
 
-/* dv_listeners - append per-listener settings for managed module-role ports;
- * refuse when a listener is not managed (plaintext auth would open there) */
-static int dv_listeners(struct en *e, char *text, size_t size)
+#define DV_UNMANAGED_MAX 16
+
+/* what dv_listeners found in Dovecot's configuration */
+struct dv_scan {
+	char text[8192];	/* "ssl = no" for each listener on a tls_by = module port */
+	size_t len;
+	int module;		/* IMAP/POP3 listeners on tls_by = module ports */
+	size_t unmanaged;	/* ... on ports the policy does not manage */
+	struct {
+		char service[128], listener[128];
+		int port;
+		enum tp_protocol proto;
+	} um[DV_UNMANAGED_MAX];
+};
+
+/* dv_listener - one inet_listener of an IMAP or POP3 service, seen */
+static void dv_listener(struct en *e, struct dv_scan *sc, const char *service,
+			const char *listener, int port)
 {
-	char conf[4096], *out = malloc(OUT_MAX);
-	int rc = 0;
+	enum tp_protocol proto = strncmp(service, "pop3", 4) == 0 ? TP_PROTO_POP3 : TP_PROTO_IMAP;
+	const struct tp_rule *r = rule_for(e, port, proto);
+
+	if (r == NULL) {
+		if (sc->unmanaged < DV_UNMANAGED_MAX) {
+			snprintf(sc->um[sc->unmanaged].service, sizeof(sc->um[0].service), "%s", service);
+			snprintf(sc->um[sc->unmanaged].listener, sizeof(sc->um[0].listener), "%s", listener);
+			sc->um[sc->unmanaged].port = port;
+			sc->um[sc->unmanaged].proto = proto;
+		}
+		sc->unmanaged++;
+		return;
+	}
+	printf("Dovecot %s listener %s (port %d): [%s] tls = %s, tls_by = %s%s\n", service, listener,
+	       port, r->section, tp_tls_mode_name(r->tls), r->tls_by == TP_BY_DAEMON ? "daemon" : "module",
+	       r->tls_by == TP_BY_DAEMON ? ": Dovecot's own TLS settings stay" : "");
+	if (r->tls_by != TP_BY_MODULE)
+		return;
+	sc->module++;
+	if (sc->len < sizeof(sc->text))	/* else dv_listeners reports the overflow */
+		sc->len += (size_t)snprintf(sc->text + sc->len, sizeof(sc->text) - sc->len,
+					    "service %s {\n  inet_listener %s {\n    ssl = no\n  }\n}\n",
+					    service, listener);
+}
+
+/* dv_listeners - Dovecot's IMAP and POP3 listeners and the role of each port */
+static int dv_listeners(struct en *e, const char *conf, struct dv_scan *sc)
+{
+	const char *args[] = { "doveconf", "-c", conf, "-n", NULL };
+	char service[128] = "", listener[128] = "", *save = NULL, *out = malloc(OUT_MAX);
 
 	if (out == NULL)
 		return -1;
-	snprintf(conf, sizeof(conf), "%s/dovecot.conf", e->config_dir);
-	const char *args[] = { "doveconf", "-c", conf, "-n", NULL };
-
 	if (run(args, out, OUT_MAX, 0) != 0) {
 		fprintf(stderr, "tlspolicyctl: 'doveconf -c %s -n' failed: is this a Dovecot configuration?\n", conf);
 		free(out);
 		return -1;
 	}
 	/* walk "service NAME {", "inet_listener NAME {", "port = N" */
-	char service[128] = "", listener[128] = "", *save = NULL;
-	size_t len = strlen(text);
-
 	for (char *l = strtok_r(out, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
 		char name[128];
 		int port;
@@ -552,37 +638,85 @@ static int dv_listeners(struct en *e, char *text, size_t size)
 		else if (sscanf(l, "inet_listener %127s {", name) == 1)
 			snprintf(listener, sizeof(listener), "%s", name);
 		else if (listener[0] && sscanf(l, "port = %d", &port) == 1 && port > 0) {
-			enum tp_protocol proto = strncmp(service, "pop3", 4) == 0 ? TP_PROTO_POP3 : TP_PROTO_IMAP;
-			const struct tp_rule *r = rule_for(e, port, proto);
-
-			if (strncmp(service, "imap", 4) != 0 && strncmp(service, "pop3", 4) != 0)
-				continue;	/* lmtp, doveadm, ...: not a client port */
-			if (r == NULL) {
-				fprintf(stderr, "tlspolicyctl: Dovecot's %s listener \"%s\" on port %d is not managed by "
-					"the policy: with tls_by = module Dovecot must accept passwords it sees in plaintext, "
-					"which would then be allowed there too; add a [port %d] section (protocol = %s) or "
-					"remove the listener, then run enable again\n", service, listener, port, port,
-					proto == TP_PROTO_POP3 ? "pop3" : "imap");
-				rc = -1;
-				continue;
-			}
-			printf("Dovecot %s listener %s (port %d): [%s] tls = %s, tls_by = %s\n", service, listener,
-			       port, r->section, tp_tls_mode_name(r->tls), r->tls_by == TP_BY_DAEMON ? "daemon" : "module");
-			if (r->tls_by == TP_BY_MODULE)
-				len += (size_t)snprintf(text + len, size > len ? size - len : 0,
-							"service %s {\n  inet_listener %s {\n    ssl = no\n  }\n}\n",
-							service, listener);
+			/* lmtp, doveadm, ...: not a client port */
+			if (strncmp(service, "imap", 4) == 0 || strncmp(service, "pop3", 4) == 0)
+				dv_listener(e, sc, service, listener, port);
 			listener[0] = '\0';
 		}
 	}
 	free(out);
+	if (sc->len >= sizeof(sc->text)) {
+		fprintf(stderr, "tlspolicyctl: Dovecot has too many listeners for enable\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * dv_unmanaged - listeners on ports the policy does not manage.  With a
+ * tls_by = module port Dovecot must accept passwords it sees in plaintext,
+ * and that setting is global: it would hold on those listeners too, so
+ * enable refuses.  Without one Dovecot's own settings stay and apply there.
+ */
+static int dv_unmanaged(const struct dv_scan *sc)
+{
+	for (size_t i = 0; i < sc->unmanaged && i < DV_UNMANAGED_MAX; i++) {
+		const char *proto = sc->um[i].proto == TP_PROTO_POP3 ? "pop3" : "imap";
+
+		if (sc->module == 0) {
+			printf("Dovecot %s listener %s (port %d): not managed by the policy: Dovecot's own "
+			       "settings apply there\n", sc->um[i].service, sc->um[i].listener, sc->um[i].port);
+			continue;
+		}
+		fprintf(stderr, "tlspolicyctl: Dovecot's %s listener \"%s\" on port %d is not managed by "
+			"the policy: with tls_by = module Dovecot must accept passwords it sees in plaintext, "
+			"which would then be allowed there too; add a [port %d] section (protocol = %s) or "
+			"remove the listener, then run enable again\n", sc->um[i].service, sc->um[i].listener,
+			sc->um[i].port, sc->um[i].port, proto);
+	}
+	if (sc->module > 0 && sc->unmanaged > DV_UNMANAGED_MAX)
+		fprintf(stderr, "tlspolicyctl: and %zu more unmanaged listeners\n", sc->unmanaged - DV_UNMANAGED_MAX);
+	return sc->module > 0 && sc->unmanaged > 0 ? -1 : 0;
+}
+
+/* dv_disable - remove our file, and the include line enable appended */
+static int dv_disable(struct en *e, const char *conf, const char *path, char *main_text, int via_confd)
+{
+	static const char include[] = "\n!include_try tlspolicy-dovecot.conf\n";
+	int rc = put_file(e, path, NULL);
+	char *p;
+
+	if (rc == 0 && !via_confd && (p = strstr(main_text, include)) != NULL) {
+		memmove(p + 1, p + sizeof(include) - 1, strlen(p + sizeof(include) - 1) + 1);
+		rc = put_file(e, conf, main_text);
+	}
 	return rc;
+}
+
+/*
+ * dv_relax - with a tls_by = module listener Dovecot sees those clients in
+ * plaintext: it must accept their passwords (tlspolicyd lets them through
+ * only inside TLS), and ssl = required would refuse them: lower it to yes,
+ * which still lets tls_by = daemon listeners do their TLS.  A second run
+ * sees our own file's ssl = yes and keeps it.
+ */
+static void dv_relax(const char *conf, const char *path, char *text, size_t size)
+{
+	const char *ssl_args[] = { "doveconf", "-c", conf, "-h", "ssl", NULL };
+	char ssl[64], *ours = read_file(path);
+
+	strncat(text, "disable_plaintext_auth = no\n", size - strlen(text) - 1);
+	if ((run(ssl_args, ssl, sizeof(ssl), 1) == 0 && strcmp(ssl, "required") == 0) ||
+	    (ours != NULL && strstr(ours, "\nssl = yes\n") != NULL))
+		strncat(text, "ssl = yes\n", size - strlen(text) - 1);
+	free(ours);
 }
 
 static int do_dovecot(struct en *e)
 {
 	char conf[4096], path[4200], words[4096], *main_text, text[16384];
-	int via_confd;
+	struct dv_scan *sc;
+	int via_confd, rc;
 
 	snprintf(conf, sizeof(conf), "%s/dovecot.conf", e->config_dir);
 	main_text = read_file(conf);
@@ -593,44 +727,32 @@ static int do_dovecot(struct en *e)
 	snprintf(path, sizeof(path), via_confd ? "%s/conf.d/99-tlspolicy.conf" : "%s/tlspolicy-dovecot.conf",
 		 e->config_dir);
 	if (!e->enable) {
-		int rc = put_file(e, path, NULL);
-
-		if (rc == 0 && !via_confd) {
-			char *p = strstr(main_text, "\n!include_try tlspolicy-dovecot.conf\n");
-
-			if (p != NULL) {
-				memmove(p + 1, p + 37, strlen(p + 37) + 1);
-				rc = put_file(e, conf, main_text);
-			}
-		}
+		rc = dv_disable(e, conf, path, main_text, via_confd);
 		free(main_text);
 		return rc;
+	}
+	sc = calloc(1, sizeof(*sc));
+	if (sc == NULL || dv_listeners(e, conf, sc) < 0 || dv_unmanaged(sc) < 0) {
+		free(sc);
+		free(main_text);
+		return -1;
 	}
 	env_words(e, words, sizeof(words), " ");
 	snprintf(text, sizeof(text),
 		 "# Written by 'tlspolicyctl enable dovecot'; 'tlspolicyctl disable dovecot' removes it.\n"
-		 "# The login and mail processes get tlspolicy.so; on ports where tlspolicyd does\n"
+		 "# The login and mail processes get tlspolicy.so%s\n"
+		 "import_environment = $import_environment %s\n",
+		 sc->module ? "; on ports where tlspolicyd does\n"
 		 "# the TLS (tls_by = module) Dovecot serves plaintext behind it and accepts the\n"
-		 "# passwords tlspolicyd lets through only inside TLS.\n"
-		 "import_environment = $import_environment %s\n"
-		 "disable_plaintext_auth = no\n", words);
-	/* ssl = required refuses what Dovecot sees as plaintext auth: lower it to
-	 * yes, which still lets tls_by = daemon listeners do their TLS */
-	const char *ssl_args[] = { "doveconf", "-c", conf, "-h", "ssl", NULL };
-	char ssl[64];
-
-	char *ours = read_file(path);	/* an earlier enable may have lowered it already */
-
-	if ((run(ssl_args, ssl, sizeof(ssl), 1) == 0 && strcmp(ssl, "required") == 0) ||
-	    (ours != NULL && strstr(ours, "\nssl = yes\n") != NULL))
-		strncat(text, "ssl = yes\n", sizeof(text) - strlen(text) - 1);
-	free(ours);
-	if (dv_listeners(e, text, sizeof(text)) < 0) {
-		free(main_text);
-		return -1;
+		 "# passwords tlspolicyd lets through only inside TLS." :
+		 ". No listener is on a tls_by = module port:\n"
+		 "# Dovecot's own TLS settings stay, and tlspolicyd checks what they negotiate.", words);
+	if (sc->module) {
+		dv_relax(conf, path, text, sizeof(text));
+		strncat(text, sc->text, sizeof(text) - strlen(text) - 1);
 	}
-	int rc = put_file(e, path, text);
-
+	free(sc);
+	rc = put_file(e, path, text);
 	if (rc == 0 && !via_confd && strstr(main_text, "\n!include_try tlspolicy-dovecot.conf\n") == NULL) {
 		size_t len = strlen(main_text);
 		char *nt = malloc(len + 64);
@@ -673,6 +795,24 @@ static const struct {
 	{ "dovecot", "dovecot.service", "/etc/dovecot", do_dovecot },
 	{ "exim4", "exim4.service", "/etc/exim4", do_exim4 },
 };
+
+/*
+ * check_shim - warn if the library to preload is not there.  It is what
+ * LD_PRELOAD gets, so it may be a list (a sanitizer build's shim comes
+ * after libasan): each of its ':'-separated entries is checked.
+ */
+static void check_shim(const char *shim)
+{
+	char *copy = strdup(shim), *save = NULL;
+
+	if (copy == NULL)
+		return;
+	for (char *w = strtok_r(copy, ":", &save); w != NULL; w = strtok_r(NULL, ":", &save))
+		if (access(w, R_OK) != 0)
+			fprintf(stderr, "tlspolicyctl: warning: %s: %s; the daemon will start without the module "
+				"(check with 'tlspolicyctl status')\n", w, strerror(errno));
+	free(copy);
+}
 
 static int enable_disable(int argc, char **argv, int enable)
 {
@@ -723,9 +863,8 @@ static int enable_disable(int argc, char **argv, int enable)
 	e.policy = ctl_load(e.conf, 0);
 	if (e.policy == NULL)
 		return 1;
-	if (enable && access(e.shim, R_OK) != 0)
-		fprintf(stderr, "tlspolicyctl: warning: %s: %s; the daemon will start without the module "
-			"(check with 'tlspolicyctl status')\n", e.shim, strerror(errno));
+	if (enable)
+		check_shim(e.shim);
 	rc = systemd_dropin(&e, daemons[i].unit) == 0 && daemons[i].apply(&e) == 0 ? 0 : 1;
 	tp_policy_free(&e.policy);
 	if (rc != 0) {

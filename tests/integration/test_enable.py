@@ -9,6 +9,7 @@ before.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -104,6 +105,25 @@ class PostfixEnableTest(EnableCase):
         self.assertEqual(rc, 0, out + err)
         self.assertIn("disable postfix: nothing to change", out)
 
+    def test_postscreen_handoff(self):
+        """postscreen on a tls_by = module port passes its clients to the pass
+        smtpd, which serves that port: it serves plaintext too"""
+        with open(os.path.join(self.dir, "master.cf"), "a") as f:
+            f.write("10026 inet n - y - 1 postscreen\nsmtpd pass - - y - - smtpd\n"
+                    "  -o smtpd_tls_security_level=may\n")
+        self.write_policy({"port 10026": {"protocol": "smtp", "tls": "opportunistic"}})
+        rc, out, err = self.ctl("enable", "postfix", self.dir)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("master.cf service smtpd (pass): postscreen on port 10026 hands its clients to it\n", out)
+        self.assertIn("set master.cf smtpd/pass/smtpd_tls_security_level = none (was may)", out)
+        for key in ("10026/inet/smtpd_tls_security_level", "smtpd/pass/smtpd_tls_security_level"):
+            self.assertEqual(self.postconf("-P", "-h", key), "none", key)
+        self.assertEqual(self.postconf("-P", "-h", "smtpd/pass/smtpd_tls_auth_only"), "no")
+        rc, out, err = self.ctl("disable", "postfix", self.dir)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.postconf("-P", "-h", "smtpd/pass/smtpd_tls_security_level"), "may")
+        self.assertEqual(self.postconf("-P", "-h", "smtpd/pass/smtpd_tls_auth_only"), "")
+
     def test_dry_run_changes_nothing(self):
         files = {n: open(os.path.join(self.dir, n)).read() for n in ("main.cf", "master.cf")}
         rc, out, err = self.ctl("enable", "postfix", self.dir, "--dry-run")
@@ -179,6 +199,29 @@ class DovecotEnableTest(EnableCase):
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(self.doveconf(), before)
         self.assertEqual(sorted(os.listdir(self.dir)), ["dovecot.conf"])
+
+    def test_daemon_role_only_keeps_dovecot_tls(self):
+        """no listener on a tls_by = module port: enable passes the shim on
+        and leaves ssl and disable_plaintext_auth; a listener the policy does
+        not manage is then no reason to refuse"""
+        self.write_policy({"port 10143": {"protocol": "imap", "tls": "starttls", "tls_by": "daemon"},
+                           "port 10993": {"protocol": "imap", "tls": "implicit", "tls_by": "daemon"}})
+        before = self.doveconf()
+        rc, out, err = self.ctl("enable", "dovecot", self.dir)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("Dovecot imap-login listener imaps (port 10993): [port 10993] tls = implicit, "
+                      "tls_by = daemon: Dovecot's own TLS settings stay\n", out)
+        self.assertIn("Dovecot pop3-login listener pop3 (port 10110): not managed by the policy: "
+                      "Dovecot's own settings apply there\n", out)
+        self.assertEqual(sh("doveconf", "-c", self.conf, "-h", "ssl")[1].strip(), "required")
+        self.assertEqual(sh("doveconf", "-c", self.conf, "-h", "disable_plaintext_auth")[1].strip(), "yes")
+        after = self.doveconf()
+        self.assertRegex(after, r"import_environment = .*LD_PRELOAD=%s TLSPOLICY_CONF=%s"
+                         % (self.shim, self.policy))
+        self.assertEqual(after.replace(re.search(r"import_environment = [^\n]*\n", after).group(0), ""), before)
+        rc, out, err = self.ctl("disable", "dovecot", self.dir)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.doveconf(), before)
 
     def test_unmanaged_listener_refused(self):
         with open(self.conf, "a") as f:
