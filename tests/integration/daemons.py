@@ -19,32 +19,47 @@ daemons listen on.
 
 Postfix first: Dovecot's SASL socket goes into Postfix's queue directory.
 
-How the shim gets into the daemons is what a real deployment does (DESIGN.md,
-"What real daemons do to a preloaded module"): both masters scrub their
-children's environment, so Postfix gets LD_PRELOAD and TLSPOLICY_CONF from
-`import_environment = ... LD_PRELOAD=... TLSPOLICY_CONF=...`, and Dovecot,
-started with them in its environment as a systemd drop-in would, passes
-them on with `import_environment = ... LD_PRELOAD TLSPOLICY_CONF`.
+Each fixture writes the configuration a host has before tlspolicy, the
+daemon doing its own TLS with the test certificate (harness.test_cert()),
+then runs the real `tlspolicyctl enable postfix|dovecot --config-dir DIR
+--no-systemd --shim SHIM -c POLICY` on it, as an admin would: enable owns
+the shim's pass-through (DESIGN.md, "What real daemons do to a preloaded
+module": both masters scrub their children's environment, so it adds
+`LD_PRELOAD=... TLSPOLICY_CONF=...` to Postfix's and Dovecot's
+import_environment) and, on tls_by = module ports, the daemon's TLS
+settings (plaintext behind tlspolicyd); on tls_by = daemon ports it must
+leave them.  What enable printed is kept (enable_output).  The only
+pass-through the fixture writes itself is test-only: TLSPOLICY_RUNDIR,
+TLSPOLICY_SYSLOG_SOCKET and the instance marker.  The masters are started
+with LD_PRELOAD and TLSPOLICY_CONF in their environment, which the systemd
+drop-in gives them in production (enable writes it; --no-systemd here):
+status judges every process holding a managed listener, masters included.
 
 The mail setup is a common virtual-user one, nothing test-only:
 - Dovecot: passdb and userdb passwd-file with one user (test/secret,
   uid/gid MAIL_UID, no system account needed), Maildir under the temp dir,
-  `ssl = no` and `disable_plaintext_auth = no` (with tls_by = module the
-  daemon sees plaintext and the module enforces TLS), login processes with
-  `service_count` 1 (Dovecot's default, high-security mode) or 0, and a
-  small `default_idle_kill` if asked.  Its SASL service listens inside
-  Postfix's queue directory, at private/auth, as the Dovecot and Postfix
+  `ssl = required` with IMAP and POP3 listeners on a STARTTLS-style and an
+  implicit (`ssl = yes`) port each, login processes with `service_count`
+  1 (Dovecot's default, high-security mode) or 0, and a small
+  `default_idle_kill` if asked.  Its SASL service listens inside Postfix's
+  queue directory, at private/auth, as the Dovecot and Postfix
   documentation set it up, so that a chrooted smtpd reaches it.
 - Postfix: smtpd chrooted into the queue directory (Debian's master.cf
   default; the jail is prepared by Debian's own configure-instance.sh, as
-  the postfix@ unit does), SASL through Dovecot (`smtpd_sasl_type =
-  dovecot`, `smtpd_sasl_path = private/auth`), `smtpd_tls_security_level =
-  none` (tlspolicyd does TLS), `mynetworks = 127.0.0.1/32` only, relay
-  restrictions permit_mynetworks, permit_sasl_authenticated,
+  the postfix@ unit does), `smtpd_tls_security_level = may`, submission
+  and submissions services as Debian's master.cf examples have them
+  (`encrypt` and `smtpd_tls_auth_only` on the first, wrapper mode on the
+  second), SASL through Dovecot (`smtpd_sasl_type = dovecot`,
+  `smtpd_sasl_path = private/auth`), `mynetworks = 127.0.0.1/32` only,
+  relay restrictions permit_mynetworks, permit_sasl_authenticated,
   reject_unauth_destination, and virtual(8) delivery of test@mail.test into
   the Maildir Dovecot reads.  Nothing ever leaves the host: every other
   destination goes to the error transport.  The Postfix log goes to a file
   (`maillog_file`, through postlogd).
+- weak=True (the tls_by = daemon tests) configures both badly on purpose:
+  TLS 1.0 and SHA-1 CBC suites allowed (`@SECLEVEL=0`; Debian's OpenSSL 3
+  has no 3DES left), and Postfix's submission offering AUTH before
+  STARTTLS (`may`, no `smtpd_tls_auth_only`).
 
 Starting: Postfix with `postfix -c DIR start`, Dovecot with `dovecot -c FILE
 -F` (the command Debian's systemd unit runs), each awaited until its ports
@@ -87,7 +102,9 @@ POSTFIX_ENV_DEFAULT = ("MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY
                        "POSTLOG_SERVICE POSTLOG_HOSTNAME")
 # Dovecot's (doveconf -d, 2.3)
 DOVECOT_ENV_DEFAULT = "TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS NOTIFY_SOCKET"
-SHIM_ENV = ("LD_PRELOAD", "TLSPOLICY_CONF", "TLSPOLICY_RUNDIR", "TLSPOLICY_SYSLOG_SOCKET")
+# test-only variables the fixture passes on itself (enable passes LD_PRELOAD
+# and TLSPOLICY_CONF)
+TEST_ENV = ("TLSPOLICY_RUNDIR", "TLSPOLICY_SYSLOG_SOCKET")
 MARKER = "TLSPOLICY_TEST_INSTANCE"
 
 
@@ -263,24 +280,48 @@ class Instance:
         self.marker = self.dir
         self.leftovers = []
         self.running = self.closed = False
+        self.preload = True         # the master starts with the drop-in's environment
+        self.enable_output = ""
         setup.add_closer(self.close)
         os.makedirs(self.dir)
         # the Maildir's path must be traversable by the mail user and by Postfix
         for d in (setup.tmp, self.dir):
             os.chmod(d, 0o755)
 
-    def shim_env(self):
-        """what the shim needs in the daemon's processes: LD_PRELOAD (':'-
-        separated: Postfix splits its settings at blanks), TLSPOLICY_CONF,
-        TLSPOLICY_RUNDIR, and TLSPOLICY_SYSLOG_SOCKET if the Setup catches
-        what the shim logs (Setup(shim_log=True)), plus the instance marker"""
-        env = {"LD_PRELOAD": harness.preload_env({})["LD_PRELOAD"].replace(" ", ":"),
-               "TLSPOLICY_CONF": self.setup.conf, "TLSPOLICY_RUNDIR": self.setup.rundir, MARKER: self.marker}
+    @staticmethod
+    def shim_path():
+        """what LD_PRELOAD gets: the built shim (after libasan in a
+        sanitizer build; ':'-separated, Postfix splits its settings at blanks)"""
+        return harness.preload_env({})["LD_PRELOAD"].replace(" ", ":")
+
+    def test_env(self):
+        """the test-only variables the daemon's processes need, which the
+        fixture passes on itself: TLSPOLICY_RUNDIR, TLSPOLICY_SYSLOG_SOCKET
+        if the Setup catches what the shim logs (Setup(shim_log=True)), and
+        the instance marker"""
+        env = {"TLSPOLICY_RUNDIR": self.setup.rundir, MARKER: self.marker}
         sock = self.setup.server_extra_env.get("TLSPOLICY_SYSLOG_SOCKET")
         if sock:
             os.chmod(sock, 0o666)       # the daemons' users send to it too
             env["TLSPOLICY_SYSLOG_SOCKET"] = sock
         return env
+
+    def dropin_env(self):
+        """the systemd drop-in's Environment= lines that `enable` writes"""
+        return {"LD_PRELOAD": self.shim_path(), "TLSPOLICY_CONF": self.setup.conf}
+
+    def ctl_enable(self, verb="enable"):
+        """tlspolicyctl enable|disable DAEMON on this instance's configuration,
+        as an admin runs it (without a systemd drop-in: no unit here); (rc, out, err)"""
+        return harness.run([harness.CTL, verb, self.name, "--config-dir", self.confdir, "--no-systemd",
+                            "--shim", self.shim_path(), "-c", self.setup.conf], env=self.admin_env())
+
+    def enable(self):
+        rc, out, err = self.ctl_enable()
+        if rc != 0:
+            raise harness.SetupError("tlspolicyctl enable %s failed (%d):\n%s%s" % (self.name, rc, out, err))
+        self.enable_output = out
+        return out
 
     def admin_env(self, **extra):
         """the environment of the daemons' own commands (postfix, doveadm):
@@ -290,9 +331,13 @@ class Instance:
         return env
 
     def env(self):
-        """the environment the daemon's master is started with: the shim's,
-        as a systemd drop-in gives it"""
-        return dict(self.admin_env(), **self.shim_env())
+        """the environment the daemon's master is started with: the test
+        variables and, unless preload is False (as after `disable` and a
+        restart), the shim's, as the systemd drop-in gives it in production"""
+        env = dict(self.admin_env(), **self.test_env())
+        if self.preload:
+            env.update(self.dropin_env())
+        return env
 
     def wait_listening(self, proc=None):
         deadline = time.monotonic() + START_TIMEOUT
@@ -360,13 +405,15 @@ log_path = {log}
 listen = 127.0.0.1
 protocols = imap pop3
 
-# tls_by = module: tlspolicyd does TLS and enforces it; Dovecot serves
-# plaintext behind it, so its own cleartext check must be relaxed
-ssl = no
-disable_plaintext_auth = no
+# Dovecot's own TLS; `tlspolicyctl enable dovecot` changes what a
+# tls_by = module port needs (tlspolicy-dovecot.conf, included at the end)
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = yes
 auth_mechanisms = plain login
-
-# the shim, from the master's environment (the systemd drop-in's part)
+{weak}
+# test-only pass-through; enable adds the shim's
 import_environment = {import_environment}
 
 default_idle_kill = {idle_kill}
@@ -391,6 +438,12 @@ service pop3-login {{
 {pop3_listeners}}}
 {sasl}"""
 
+DOVECOT_WEAK = """\
+# deliberately weak (test_daemons_daemon.py): TLS 1.0 and SHA-1 CBC suites
+ssl_min_protocol = TLSv1
+ssl_cipher_list = DEFAULT:@SECLEVEL=0
+"""
+
 DOVECOT_SASL = """\
 service auth {{
   unix_listener {path} {{
@@ -403,33 +456,39 @@ service auth {{
 
 
 class Dovecot(Instance):
-    """A private Dovecot serving IMAP and POP3 in plaintext behind tlspolicyd.
+    """A private Dovecot serving IMAP and POP3 under the shim, put there by
+    `tlspolicyctl enable dovecot`: in plaintext behind tlspolicyd on
+    tls_by = module ports, with its own TLS on tls_by = daemon ones.
 
     setup: a harness.Setup; imap, imaps, pop3, pop3s: names of its ports
     (each optional) for the 143-, 993-, 110- and 995-style listeners;
     service_count: of imap-login and pop3-login (1: a login process per
     connection, which hands the client to imap/pop3 and exits; 0: login
     processes serve many); idle_kill: default_idle_kill, in seconds;
-    sasl_socket: a path for Dovecot's SASL service (Postfix.sasl_socket).
+    sasl_socket: a path for Dovecot's SASL service (Postfix.sasl_socket);
+    weak: TLS 1.0 and SHA-1 CBC suites allowed.
 
-    Attributes: conf, log_path, mailroot (Maildirs, one per user), ports.
+    Attributes: confdir, conf, log_path, mailroot (Maildirs, one per user),
+    ports, enable_output.
     """
 
     name = "dovecot"
     _serial = 0
 
     def __init__(self, setup, *, imap=None, imaps=None, pop3=None, pop3s=None, service_count=1,
-                 idle_kill=60, sasl_socket=None):
+                 idle_kill=60, sasl_socket=None, weak=False):
         super().__init__(setup, {"imap": imap, "imaps": imaps, "pop3": pop3, "pop3s": pop3s})
         Dovecot._serial += 1
         self.instance = "tp-test-%d-%d" % (os.getpid(), Dovecot._serial)
         self.title = "dovecot-%s/" % self.instance       # its processes' titles
+        self.confdir = self.dir
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.mailroot = mailroot(setup)
         self.proc = None
         try:
-            self._write_config(service_count, idle_kill, sasl_socket)
+            self._write_config(service_count, idle_kill, sasl_socket, weak)
+            self.enable()
             self.start()
         except BaseException:
             self.close()
@@ -437,21 +496,23 @@ class Dovecot(Instance):
 
     def _listeners(self, plain, implicit):
         out = ""
-        for role, ssl_note in ((plain, ""), (implicit, "    ssl = no   # the 993/995 role: tlspolicyd does the TLS\n")):
+        for role, ssl in ((plain, ""), (implicit, "    ssl = yes\n")):
             if role in self.ports:
-                out += "  inet_listener %s {\n    port = %d\n%s  }\n" % (role, self.ports[role], ssl_note)
+                out += "  inet_listener %s {\n    port = %d\n%s  }\n" % (role, self.ports[role], ssl)
         return out
 
-    def _write_config(self, service_count, idle_kill, sasl_socket):
+    def _write_config(self, service_count, idle_kill, sasl_socket, weak):
         users = os.path.join(self.dir, "users")
         with open(users, "w") as f:
             f.write("%s:{PLAIN}%s:%d:%d::%s/%s::\n" % (USER, PASSWORD, MAIL_UID, MAIL_UID, self.mailroot, USER))
         shutil.chown(users, "root", "dovecot")     # auth runs as dovecot
         os.chmod(users, 0o640)
         sasl = DOVECOT_SASL.format(path=sasl_socket) if sasl_socket else ""
+        cert, key = harness.test_cert()
         text = DOVECOT_CONF.format(
             instance=self.instance, dir=self.dir, log=self.log_path, uid=min(MAIL_UID, 1000),
-            import_environment=" ".join((DOVECOT_ENV_DEFAULT,) + SHIM_ENV + (MARKER,)),
+            cert=cert, key=key, weak=DOVECOT_WEAK if weak else "",
+            import_environment=" ".join((DOVECOT_ENV_DEFAULT,) + TEST_ENV + (MARKER,)),
             idle_kill="%d secs" % idle_kill, mailroot=self.mailroot, users=users,
             service_count=service_count, sasl=sasl,
             imap_listeners=self._listeners("imap", "imaps"), pop3_listeners=self._listeners("pop3", "pop3s"))
@@ -483,6 +544,15 @@ class Dovecot(Instance):
         if self.proc is not None:
             harness.stop_process(self.proc)
 
+    def restart(self, preload=True):
+        """stop, then start again; preload=False: without the drop-in's
+        LD_PRELOAD, as after `disable dovecot` and a restart"""
+        self.stop()
+        self.running = False
+        kill_pids(self.pids())      # nothing of the old one may hold a listener
+        self.preload = preload
+        self.start()
+
     @property
     def stderr(self):
         return read_text(os.path.join(self.dir, "dovecot.stderr"))
@@ -500,7 +570,8 @@ maillog_file = {log}
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 
-# the shim: Postfix's master passes its children only what is named here
+# test-only pass-through; `tlspolicyctl enable postfix` adds the shim's
+# (master passes its children only what is named here)
 import_environment = {import_environment}
 
 myhostname = {domain}
@@ -518,8 +589,13 @@ smtputf8_enable = no
 mynetworks = {mynetworks}
 smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated reject_unauth_destination
 
-# tls_by = module: tlspolicyd does TLS in front of smtpd
-smtpd_tls_security_level = none
+# Postfix's own TLS; `tlspolicyctl enable postfix` turns it off on the
+# services of tls_by = module ports (master.cf -o overrides)
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+{weak}
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = private/auth
 
@@ -586,6 +662,25 @@ tlsproxy  unix  -       -       {chroot}       -       0       tlsproxy
 """
 
 
+POSTFIX_WEAK = """\
+# deliberately weak (test_daemons_daemon.py): TLS 1.0 and SHA-1 CBC suites
+smtpd_tls_protocols = >=TLSv1
+smtpd_tls_mandatory_protocols = >=TLSv1
+smtpd_tls_ciphers = medium
+smtpd_tls_mandatory_ciphers = medium
+tls_medium_cipherlist = DEFAULT:@SECLEVEL=0
+"""
+
+# the submission services of Debian's master.cf examples; weak: AUTH offered
+# before STARTTLS too
+POSTFIX_SERVICE_OPTIONS = {
+    "smtp": (),
+    "submission": ("smtpd_tls_security_level=encrypt", "smtpd_sasl_auth_enable=yes", "smtpd_tls_auth_only=yes"),
+    "submissions": ("smtpd_tls_wrappermode=yes", "smtpd_sasl_auth_enable=yes"),
+}
+POSTFIX_WEAK_SUBMISSION = ("smtpd_tls_security_level=may", "smtpd_sasl_auth_enable=yes")
+
+
 def mailroot(setup):
     """the Maildirs' parent, shared by a Setup's Postfix and Dovecot:
     owned by the mail user, whom virtual(8) and imap/pop3 run as"""
@@ -597,23 +692,28 @@ def mailroot(setup):
 
 
 class Postfix(Instance):
-    """A private Postfix whose smtpd serves plaintext behind tlspolicyd.
+    """A private Postfix under the shim, put there by `tlspolicyctl enable
+    postfix`: its smtpd serves plaintext behind tlspolicyd on tls_by =
+    module ports, and does its own TLS on tls_by = daemon ones.
 
     setup: a harness.Setup; smtp, submission, submissions: names of its
     ports (each optional) for the 25-style MX (no SASL), the 587-style and
     the 465-style smtpd (SASL through a Dovecot started after it with
-    sasl_socket=Postfix.sasl_socket(setup)); mynetworks; chroot: smtpd chrooted into the queue directory ("y", as
-    Debian ships it) or not; postscreen: postscreen(8) in front of the MX
-    port's smtpd, which then gets each client socket passed from postscreen
-    (a socket it did not accept).
+    sasl_socket=Postfix.sasl_socket(setup)); mynetworks; chroot: smtpd
+    chrooted into the queue directory ("y", as Debian ships it) or not;
+    postscreen: postscreen(8) in front of the MX port's smtpd, which then
+    gets each client socket passed from postscreen (a socket it did not
+    accept); weak: TLS 1.0 and SHA-1 CBC suites allowed, AUTH offered
+    before STARTTLS on submission.
 
-    Attributes: confdir, spool, log_path (the maillog_file), mailroot, ports.
+    Attributes: confdir, spool, log_path (the maillog_file), mailroot,
+    ports, enable_output.
     """
 
     name = "postfix"
 
     def __init__(self, setup, *, smtp=None, submission=None, submissions=None,
-                 mynetworks="127.0.0.1/32", chroot=True, postscreen=False):
+                 mynetworks="127.0.0.1/32", chroot=True, postscreen=False, weak=False):
         super().__init__(setup, {"smtp": smtp, "submission": submission, "submissions": submissions})
         self.confdir = os.path.join(self.dir, "conf")
         self.spool = self.spool_dir(setup)
@@ -621,7 +721,8 @@ class Postfix(Instance):
         self.log_path = os.path.join(self.dir, "maillog")
         self.mailroot = mailroot(setup)
         try:
-            self._write_config(mynetworks, "y" if chroot else "n", postscreen)
+            self._write_config(mynetworks, "y" if chroot else "n", postscreen, weak)
+            self.enable()
             self._prepare()
             self.start()
         except BaseException:
@@ -638,13 +739,15 @@ class Postfix(Instance):
         private/auth in its queue directory, reachable from the chroot"""
         return os.path.join(cls.spool_dir(setup), "private", "auth")
 
-    def _write_config(self, mynetworks, chroot, postscreen):
+    def _write_config(self, mynetworks, chroot, postscreen, weak):
         os.makedirs(self.confdir)
-        shim_env = " ".join("%s=%s" % kv for kv in self.shim_env().items())
+        test_env = " ".join("%s=%s" % kv for kv in self.test_env().items())
+        cert, key = harness.test_cert()
         with open(os.path.join(self.confdir, "main.cf"), "w") as f:
             f.write(POSTFIX_MAIN.format(
                 spool=self.spool, data=self.data, dir=self.dir, log=self.log_path,
-                import_environment=POSTFIX_ENV_DEFAULT + " " + shim_env,
+                import_environment=POSTFIX_ENV_DEFAULT + " " + test_env,
+                cert=cert, key=key, weak=POSTFIX_WEAK if weak else "",
                 domain=MAIL_DOMAIN, mynetworks=mynetworks, mailroot=self.mailroot,
                 address=ADDRESS, user=USER, uid=MAIL_UID))
         services = ""
@@ -656,8 +759,8 @@ class Postfix(Instance):
                 continue
             services += "%d inet n - %s - - smtpd\n  -o syslog_name=postfix/%s\n" % (
                 self.ports[role], chroot, role)
-            if role != "smtp":
-                services += "  -o smtpd_sasl_auth_enable=yes\n"
+            options = POSTFIX_WEAK_SUBMISSION if weak and role == "submission" else POSTFIX_SERVICE_OPTIONS[role]
+            services += "".join("  -o %s\n" % o for o in options)
         with open(os.path.join(self.confdir, "master.cf"), "w") as f:
             f.write(services + POSTFIX_MASTER_TAIL)
 
@@ -681,7 +784,10 @@ class Postfix(Instance):
             raise harness.SetupError("configure-instance.sh failed (%d): %s%s" % (rc, out, err))
 
     def start(self):
-        rc, out, err = self.postfix("start", timeout=START_TIMEOUT)
+        # master gets LD_PRELOAD from its environment, as the systemd
+        # drop-in gives it in production (postfix(1) also sets what
+        # import_environment names, so master would have it either way)
+        rc, out, err = self.postfix("start", timeout=START_TIMEOUT, env=self.env())
         self.running = True
         if rc != 0:
             raise harness.SetupError("postfix start failed (%d): %s%s\nits log:\n%s" % (rc, out, err, self.log))

@@ -2,7 +2,9 @@
 
 tlspolicyd does TLS in front of the real daemons, which serve plaintext
 behind it (daemons.py runs them as private instances on loopback high
-ports).  What DESIGN.md promises, checked against the real programs:
+ports, configured with their own TLS as a host has them, then put under
+the shim by the real `tlspolicyctl enable`, which turns their TLS off on
+these ports).  What DESIGN.md promises, checked against the real programs:
 
 - Postfix, submission on a STARTTLS port and submissions on an implicit
   one: AUTH hidden and refused (530 5.7.0) before STARTTLS, accepted after
