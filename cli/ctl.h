@@ -8,6 +8,9 @@
 #ifndef TP_CTL_H
 #define TP_CTL_H
 
+#include <stddef.h>
+#include <stdio.h>
+
 struct tp_policy;
 struct tp_diags;
 
@@ -29,7 +32,16 @@ int ctl_show(int argc, char **argv);
 int ctl_explain(int argc, char **argv);
 int ctl_status(int argc, char **argv);
 int ctl_enable(int argc, char **argv);
+int ctl_reload(int argc, char **argv);
 int ctl_disable(int argc, char **argv);
+
+/* ctl_show_ini - the effective policy as INI that reads back the same
+ * (what show prints, and what reload publishes) */
+void ctl_show_ini(FILE *f, const struct tp_policy *p);
+
+/* ctl_policy_text - the policy as reload publishes it (show's INI, which
+ * the caller frees) and its sha256 in hex; 0 or -1 */
+int ctl_policy_text(const struct tp_policy *p, char **text_r, size_t *len_r, char sha_r[65]);
 
 /* ctl_usage - print a verb's usage to stderr and return EXIT_USAGE */
 int ctl_usage(const char *verb);

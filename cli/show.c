@@ -28,14 +28,14 @@ static int needs_quotes(const char *v)
 	       v[strlen(v) - 1] == ' ';
 }
 
-static void print_suites(const char *label, const char *list)
+static void print_suites(FILE *f, const char *label, const char *list)
 {
-	printf("; %s: %s\n", label, list[0] ? list : "(none)");
+	fprintf(f, "; %s: %s\n", label, list[0] ? list : "(none)");
 }
 
-static void show_section_ini(const struct tp_policy *p, const struct tp_rule *rule)
+static void show_section_ini(FILE *f, const struct tp_policy *p, const struct tp_rule *rule)
 {
-	printf("\n[%s]\n", rule ? rule->section : "global");
+	fprintf(f, "\n[%s]\n", rule ? rule->section : "global");
 	/* a port's own keys (protocol, tls) first, then the inheritable ones */
 	for (int i = 0; i < 2 * TP_KEY_COUNT; i++) {
 		int k = i % TP_KEY_COUNT;
@@ -47,30 +47,30 @@ static void show_section_ini(const struct tp_policy *p, const struct tp_rule *ru
 			continue;
 		v = tp_policy_value(p, rule, k, &src);
 		if (v == NULL) {
-			printf("; %s: not set\n", tp_keys[k].name);
+			fprintf(f, "; %s: not set\n", tp_keys[k].name);
 			continue;
 		}
 		if (needs_quotes(v))
 			snprintf(line, sizeof(line), "%s = \"%s\"", tp_keys[k].name, v);
 		else
 			snprintf(line, sizeof(line), "%s = %s", tp_keys[k].name, v);
-		printf("%-39s ; %s\n", line, src);
+		fprintf(f, "%-39s ; %s\n", line, src);
 	}
 	if (rule != NULL && rule->tls != TP_TLS_REFUSE) {
-		print_suites("TLS 1.2 and below, suites", rule->tls12_suites);
-		print_suites("TLS 1.3 suites", rule->tls13_suites);
+		print_suites(f, "TLS 1.2 and below, suites", rule->tls12_suites);
+		print_suites(f, "TLS 1.3 suites", rule->tls13_suites);
 	}
 }
 
-static void show_ini(const struct tp_policy *p)
+void ctl_show_ini(FILE *f, const struct tp_policy *p)
 {
-	printf("# tlspolicy: the effective policy, read from\n");
+	fprintf(f, "# tlspolicy: the effective policy, read from\n");
 	for (size_t i = 0; i < tp_policy_file_count(p); i++)
-		printf("#   %s\n", tp_policy_file(p, i));
-	printf("# After each value: where it came from.\n");
-	show_section_ini(p, NULL);
+		fprintf(f, "#   %s\n", tp_policy_file(p, i));
+	fprintf(f, "# After each value: where it came from.\n");
+	show_section_ini(f, p, NULL);
 	for (size_t i = 0; i < tp_policy_rule_count(p); i++)
-		show_section_ini(p, tp_policy_rule(p, i));
+		show_section_ini(f, p, tp_policy_rule(p, i));
 }
 
 static void json_settings(const struct tp_policy *p, const struct tp_rule *rule)
@@ -263,7 +263,7 @@ int ctl_show(int argc, char **argv)
 	if (json)
 		show_json(p);
 	else
-		show_ini(p);
+		ctl_show_ini(stdout, p);
 	tp_policy_free(&p);
 	return 0;
 }

@@ -25,8 +25,6 @@
 #include "policy.h"
 #include "procnet.h"
 
-#define DEFAULT_RUNDIR "/run/tlspolicy"
-
 enum port_state { PS_PROTECTED, PS_UNPROTECTED, PS_UNKNOWN, PS_IDLE };
 static const char *const state_name[] = { "protected", "UNPROTECTED", "unknown", "not-listening" };
 
@@ -43,6 +41,7 @@ struct status {
 	const struct tp_policy *policy;
 	const char *path;
 	char generation[32];	/* "" when nothing was published */
+	int differs;		/* the policy files say something else than the published one */
 	const char *rundir;
 	int daemon_running;
 	struct pn_holder *daemon;
@@ -72,19 +71,18 @@ static int relay_up(const char *name)
 
 static void read_generation(struct status *s)
 {
-	char path[4096];
-	FILE *f;
+	unsigned gen;
+	char sha[65], now[65], *text;
+	size_t len;
 
 	s->generation[0] = '\0';
-	snprintf(path, sizeof(path), "%s/generation", s->rundir);
-	f = fopen(path, "re");
-	if (f == NULL)
+	if (tp_published_generation(s->rundir, &gen, sha) < 0)
 		return;
-	if (fgets(s->generation, sizeof(s->generation), f) != NULL)
-		s->generation[strcspn(s->generation, "\n")] = '\0';
-	fclose(f);
-	if (strspn(s->generation, "0123456789") != strlen(s->generation))
-		s->generation[0] = '\0';	/* not ours: a half-written or foreign file */
+	snprintf(s->generation, sizeof(s->generation), "%u", gen);
+	if (ctl_policy_text(s->policy, &text, &len, now) == 0) {
+		s->differs = strcmp(sha, now) != 0;
+		free(text);
+	}
 }
 
 /* serves - does listener l take connections for rule r? */
@@ -221,7 +219,8 @@ static void print_text(const struct status *s)
 
 	printf("policy:     %s, %zu ports managed\n", s->path, s->nports);
 	if (s->generation[0])
-		printf("published:  generation %s (%s)\n", s->generation, s->rundir);
+		printf("published:  generation %s (%s)%s\n", s->generation, s->rundir,
+		       s->differs ? "; the policy files differ from it: run tlspolicyctl reload" : "");
 	else
 		printf("published:  nothing in %s; the module reads the policy files\n", s->rundir);
 	printf("tlspolicyd: %s", s->daemon_running ? "running" : "NOT RUNNING");
@@ -264,7 +263,8 @@ static void print_json(const struct status *s)
 
 	printf("{");
 	json_kv(stdout, 0, "policy", s->path);
-	printf(",\"generation\":%s", s->generation[0] ? s->generation : "null");
+	printf(",\"generation\":%s,\"files_differ\":%s", s->generation[0] ? s->generation : "null",
+	       s->generation[0] && s->differs ? "true" : "false");
 	json_kv(stdout, 1, "rundir", s->rundir);
 	printf(",\"tlspolicyd\":{\"running\":%s", s->daemon_running ? "true" : "false");
 	json_kv(stdout, 1, "socket", tp_policy_relay_socket(s->policy));
@@ -317,7 +317,7 @@ int ctl_status(int argc, char **argv)
 	};
 	struct status s = { 0 };
 	struct tp_policy *p;
-	const char *path = NULL, *rundir = getenv("TLSPOLICY_RUNDIR");
+	const char *path = NULL;
 	int json = 0, c, rc;
 
 	optind = 1;
@@ -332,7 +332,7 @@ int ctl_status(int argc, char **argv)
 	if (optind != argc)
 		return ctl_usage("status");
 	s.path = path ? path : tp_policy_default_path();
-	s.rundir = rundir && *rundir ? rundir : DEFAULT_RUNDIR;
+	s.rundir = tp_policy_rundir();
 	p = ctl_load(s.path, 0);
 	if (p == NULL)
 		return 1;

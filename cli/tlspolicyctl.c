@@ -56,6 +56,18 @@ const struct ctl_verb ctl_verbs[] = {
 	  "      --address ADDR  the local address, where the policy has per-address sections\n"
 	  "\n"
 	  "Exit: 0 the port is managed, 1 not managed or the policy has errors, 2 usage.\n" },
+	{ "reload", ctl_reload, "[-c FILE]",
+	  "validate the policy, publish it as a new generation, and have tlspolicyd take it",
+	  "Checks FILE as validate does; if it is valid, writes it to the run directory\n"
+	  "($TLSPOLICY_RUNDIR, default /run/tlspolicy) as a new generation (temp file,\n"
+	  "fsync, rename), tells tlspolicyd to load it, and then lets the shims follow it\n"
+	  "for their next connections; established connections keep theirs. Prints\n"
+	  "\"generation N\". If the policy is invalid or tlspolicyd refuses it, nothing\n"
+	  "changes. Concurrent reloads wait for each other.\n"
+	  "\n"
+	  "  -c, --config FILE  the policy file (default: $TLSPOLICY_CONF or " TP_SYSCONFDIR "/tlspolicy/tlspolicy.conf)\n"
+	  "\n"
+	  "Exit: 0 published, 1 invalid or refused (nothing changed), 2 usage.\n" },
 	{ "status", ctl_status, "[-c FILE] [--json]",
 	  "is every managed port served with the module loaded, and tlspolicyd up?",
 	  "For every port the policy manages: the processes listening there and whether\n"

@@ -79,6 +79,7 @@ struct conn {
 	time_t deadline, last;
 	unsigned long long in, out;
 	char client[INET6_ADDRSTRLEN + 16];
+	unsigned generation;	/* of the policy the rule comes from */
 };
 
 struct tp_worker {
@@ -745,7 +746,7 @@ struct tp_worker *tp_worker_new(void)
 
 int tp_worker_add(struct tp_worker *w, int tcp, int app,
 		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,
-		  const char *client)
+		  const char *client, unsigned generation)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct tp_filter_config fc;
@@ -763,6 +764,7 @@ int tp_worker_add(struct tp_worker *w, int tcp, int app,
 	c->app = (struct endpoint){ c, app, 0 };
 	c->rule = rule;
 	c->ctx = ctx;
+	c->generation = generation;
 	c->last = time(NULL);
 	snprintf(c->client, sizeof(c->client), "%s", client);
 	if (write(w->pipe[1], &c, sizeof(c)) != (ssize_t)sizeof(c)) {
@@ -791,7 +793,13 @@ static void conn_start(struct tp_worker *w, struct conn *c)
 	epoll_ctl(w->ep, EPOLL_CTL_ADD, c->tcp.fd, &ee);
 	ee.data.ptr = &c->app;
 	epoll_ctl(w->ep, EPOLL_CTL_ADD, c->app.fd, &ee);
-	conn_log(c, LOG_INFO, "relay", NULL, c->rule->tls_by == TP_BY_MODULE ? "tls_by=module" : "tls_by=daemon");
+	{
+		char extra[64];
+
+		snprintf(extra, sizeof(extra), "tls_by=%s gen=%u",
+			 c->rule->tls_by == TP_BY_MODULE ? "module" : "daemon", c->generation);
+		conn_log(c, LOG_INFO, "relay", NULL, extra);
+	}
 	if (c->rule->tls == TP_TLS_REFUSE) {
 		const char *line = tp_filter_refusal(c->filter);
 

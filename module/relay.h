@@ -32,10 +32,12 @@ void tp_worker_stop(struct tp_worker *w);
  * tp_worker_add - hand a connection to the worker (from another thread).
  * The worker owns both descriptors from then on.  ctx is the wolfSSL
  * context for the rule (NULL where the module does no TLS).  client is
- * "ADDR:PORT" for the log.  Returns 0, or -1 (descriptors not taken).
+ * "ADDR:PORT" for the log; generation the published generation the rule
+ * comes from (0: the files in /etc), for the log too.  Returns 0, or -1
+ * (descriptors not taken).
  */
 int tp_worker_add(struct tp_worker *w, int tcp, int app,
 		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,
-		  const char *client);
+		  const char *client, unsigned generation);
 
 #endif

@@ -54,7 +54,7 @@ static struct {
 	getsockopt_fn getsockopt;
 } real;
 
-/* what the constructor learnt; read-only afterwards */
+/* what the constructor learnt, and each newer published generation */
 static struct {
 	int ready;		/* the policy was read */
 	size_t n;
@@ -62,7 +62,21 @@ static struct {
 	struct sockaddr_un relay;
 	socklen_t relay_len;
 	uint32_t serial;	/* only this process's accept path writes it */
+	unsigned generation;	/* published generation followed; 0: the policy file */
 } shim;
+
+/*
+ * The run directory, opened in the constructor (before any chroot): at
+ * each accept one fstatat() tells whether tlspolicyctl reload published a
+ * new ports file (a rename gives it a new inode).  Like the log socket it
+ * is recognised by its inode, in case the daemon reused the number.
+ */
+static struct {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	ino_t ports_ino;	/* the ports file last read; 0: none */
+} rundir = { -1, 0, 0, 0 };
 
 /*
  * The log socket, connected in the constructor: the processes that accept
@@ -102,18 +116,24 @@ static int log_connect(void)
 	return s;
 }
 
+/* high_fd - fd moved above 0-2 (a daemon started with them closed owns them) */
+static int high_fd(int fd)
+{
+	int high;
+
+	if (fd < 0 || fd > 2)
+		return fd;
+	high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return high;
+}
+
 /* log_open - keep a log socket, above fds 0-2 (a daemon started with them closed owns them) */
 static void log_open(void)
 {
 	struct stat st;
-	int s = log_connect();
+	int s = high_fd(log_connect());
 
-	if (s >= 0 && s < 3) {
-		int high = fcntl(s, F_DUPFD_CLOEXEC, 3);
-
-		close(s);
-		s = high;
-	}
 	if (s < 0)
 		return;
 	if (fstat(s, &st) < 0) {
@@ -208,6 +228,89 @@ static int relay_address(const char *name)
 
 static int relay(int tcp, struct sockaddr *addr, socklen_t *addrlen, int flags);
 
+
+static void rundir_open(void)
+{
+	struct stat st;
+	int fd = high_fd(open(tp_policy_rundir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	rundir.fd = fd;
+	rundir.dev = st.st_dev;
+	rundir.ino = st.st_ino;
+}
+
+/*
+ * parse_ports - the published ports file: "generation N", "relay_socket
+ * NAME", "port N" lines; 0 if whole and sane, else -1 (nothing changed)
+ */
+static int parse_ports(char *text)
+{
+	int port[MAX_MANAGED];
+	size_t n = 0;
+	unsigned gen = 0;
+	char relay_name[128] = "", *save = NULL;
+
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		int v;
+
+		if (l[0] == '#' || l[0] == '\0')
+			continue;
+		if (sscanf(l, "generation %u", &gen) == 1 || sscanf(l, "relay_socket %127s", relay_name) == 1)
+			continue;
+		if (sscanf(l, "port %d", &v) != 1 || v < 1 || v > 65535 || n >= MAX_MANAGED)
+			return -1;
+		port[n++] = v;
+	}
+	if (gen == 0 || relay_name[0] == '\0' || relay_address(relay_name) < 0)
+		return -1;
+	memcpy(shim.port, port, n * sizeof(port[0]));
+	shim.n = n;
+	shim.generation = gen;
+	shim.ready = 1;
+	return 0;
+}
+
+/*
+ * follow_published - read the ports file if reload published a new one
+ * since the last look; a broken or missing one leaves things as they are
+ */
+static void follow_published(void)
+{
+	struct stat st;
+	char text[16384];
+	ssize_t len;
+	int fd;
+
+	if (rundir.fd < 0)
+		return;
+	if (fstat(rundir.fd, &st) < 0 || st.st_dev != rundir.dev || st.st_ino != rundir.ino) {
+		rundir.fd = -1;		/* the daemon closed it: the number is not ours */
+		return;
+	}
+	if (fstatat(rundir.fd, TP_PUBLISHED_PORTS, &st, 0) < 0 || st.st_ino == rundir.ports_ino)
+		return;
+	fd = openat(rundir.fd, TP_PUBLISHED_PORTS, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	len = read(fd, text, sizeof(text) - 1);
+	if (fstat(fd, &st) < 0)
+		len = -1;
+	close(fd);
+	if (len <= 0 || len == (ssize_t)sizeof(text) - 1)
+		return;
+	text[len] = '\0';
+	rundir.ports_ino = st.st_ino;
+	if (parse_ports(text) < 0)
+		log_line(LOG_ERR, "tlspolicy: action=keep-policy reason=published-ports-unreadable "
+			 "generation=%u hint=\"run tlspolicyctl reload again\"", shim.generation);
+}
+
 /*
  * inherited_connection - inetd, or systemd with Accept=yes, starts the
  * daemon with the client's connection on fd 0 (and often fd 1): relay it
@@ -262,6 +365,13 @@ __attribute__((constructor)) static void shim_init(void)
 
 	load_real();
 	log_open();
+	rundir_open();
+	follow_published();
+	if (shim.ready) {	/* a published generation: what tlspolicyd follows too */
+		tp_diags_free(&d);
+		inherited_connection();
+		return;
+	}
 	if (d == NULL)
 		return;
 	p = tp_policy_load(tp_policy_default_path(), 0, d);
@@ -400,6 +510,7 @@ static int relay(int tcp, struct sockaddr *addr, socklen_t *addrlen, int flags)
 	    (local.ss_family != AF_INET && local.ss_family != AF_INET6))
 		return tcp;	/* not TCP: none of our business */
 	port = port_of(&local);
+	follow_published();
 	if (shim.ready && !managed(port))
 		return tcp;
 	if (!shim.ready) {

@@ -43,7 +43,8 @@ static struct {
 	struct tp_worker *worker[WORKERS];
 	uid_t uids[MAX_UIDS];		/* who may hand over connections */
 	size_t nuids;
-	unsigned generation;		/* 1 at start, +1 per reload */
+	unsigned generation;		/* the published generation running; 0: the files in /etc */
+	const char *path;		/* -c FILE; NULL: the published policy, else the default */
 } d;
 
 /*
@@ -240,9 +241,30 @@ static int take(int tcp, int app)
 	for (; idx < tp_policy_rule_count(d.policy); idx++)
 		if (tp_policy_rule(d.policy, idx) == r)
 			break;
-	if (tp_worker_add(d.worker[next++ % WORKERS], tcp, app, r, d.ctx[idx], client) < 0)
+	if (tp_worker_add(d.worker[next++ % WORKERS], tcp, app, r, d.ctx[idx], client, d.generation) < 0)
 		return ENOMEM;
 	return 0;
+}
+
+static int reload(void);
+
+/* run_control - a control message: only from root or our own user */
+static void run_control(int s, const struct tp_control *m, const struct ucred *cred)
+{
+	struct tp_control_reply r = { TP_CONTROL_MAGIC, 0, 0, 0 };
+
+	if (cred->uid != 0 && cred->uid != getuid()) {
+		tp_log(LOG_WARNING, "action=control-refused reason=uid-not-allowed uid=%d pid=%d",
+		       (int)cred->uid, (int)cred->pid);
+		r.status = EPERM;
+	} else if (m->command == TP_CONTROL_RELOAD) {
+		r.status = reload();
+	} else {
+		r.status = EINVAL;
+	}
+	r.generation = d.generation;
+	if (send(s, &r, sizeof(r), MSG_NOSIGNAL) != (ssize_t)sizeof(r))
+		tp_log(LOG_WARNING, "action=control-reply-failed error=\"%s\"", strerror(errno));
 }
 
 /* receive - read one hand-off message and its two descriptors */
@@ -272,6 +294,10 @@ static void receive(int s)
 	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
 	if (n == 0)
 		return;		/* connected and closed: a liveness check, not a hand-off */
+	if (n == (ssize_t)sizeof(msg) && msg.magic == TP_CONTROL_MAGIC) {
+		run_control(s, (const struct tp_control *)(const void *)&msg, &cred);
+		return;
+	}
 	cm = CMSG_FIRSTHDR(&mh);
 	if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 	    cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))
@@ -325,20 +351,43 @@ static int load(const char *path, struct tp_policy **p_r, WOLFSSL_CTX ***ctx_r)
 }
 
 /*
- * reload - parse into new objects, then swap; on any error the running
- * policy stays (an invalid policy is never activated)
+ * policy_path - what to load: -c FILE; else the generation published in
+ * the run directory (tlspolicyctl reload), with its number in *gen_r; else
+ * the default policy file (generation 0)
  */
-static void reload(const char *path)
+static const char *policy_path(char *buf, size_t size, unsigned *gen_r)
+{
+	const char *rundir = tp_policy_rundir();
+
+	*gen_r = 0;
+	if (d.path != NULL)
+		return d.path;
+	if (tp_published_generation(rundir, gen_r, NULL) == 0) {
+		snprintf(buf, size, "%s/%s", rundir, TP_PUBLISHED_POLICY);
+		return buf;
+	}
+	return tp_policy_default_path();
+}
+
+/*
+ * reload - parse into new objects, then swap; on any error the running
+ * policy stays (an invalid policy is never activated).  Returns 0 or an
+ * errno value.
+ */
+static int reload(void)
 {
 	struct tp_policy *p;
 	WOLFSSL_CTX **ctx;
 	struct old_policy *old = calloc(1, sizeof(*old));
+	char buf[4096];
+	unsigned gen;
+	const char *path = policy_path(buf, sizeof(buf), &gen);
 
 	if (old == NULL || load(path, &p, &ctx) < 0) {
 		free(old);
 		tp_log(LOG_ERR, "action=reload-failed file=%s generation=%u note=\"the running policy stays\"",
 		       path, d.generation);
-		return;
+		return old == NULL ? ENOMEM : EINVAL;
 	}
 	if (strcmp(tp_policy_relay_socket(p), tp_policy_relay_socket(d.policy)) != 0)
 		tp_log(LOG_WARNING, "action=reload note=\"relay_socket changed: takes effect on restart\"");
@@ -346,34 +395,34 @@ static void reload(const char *path)
 	old_policies = old;
 	d.policy = p;
 	d.ctx = ctx;
-	d.generation++;
+	d.generation = gen;
 	tp_log(LOG_INFO, "action=reload file=%s generation=%u ports=%zu", path, d.generation,
 	       tp_policy_rule_count(p));
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	const char *path = NULL;
+	const char *path;
+	char buf[4096];
 	pthread_t th[WORKERS];
 	int c, foreground = 0, ls;
 
 	while ((c = getopt(argc, argv, "fc:h")) != -1) {
 		switch (c) {
 		case 'f': foreground = 1; break;
-		case 'c': path = optarg; break;
+		case 'c': d.path = optarg; break;
 		case 'h': return usage(stdout, 0);
 		default: return usage(stderr, 2);
 		}
 	}
 	tp_log_open(foreground);
-	if (path == NULL)
-		path = tp_policy_default_path();
+	path = policy_path(buf, sizeof(buf), &d.generation);
 	wolfSSL_Init();
 	if (load(path, &d.policy, &d.ctx) < 0) {
 		tp_log(LOG_ERR, "action=start-failed reason=policy-invalid file=%s", path);
 		return 1;
 	}
-	d.generation = 1;
 	ls = listen_relay(tp_policy_relay_socket(d.policy));
 	if (ls < 0) {
 		tp_log(LOG_ERR, "action=start-failed reason=listen socket=%s error=\"%s\"",
@@ -397,15 +446,15 @@ int main(int argc, char **argv)
 		if (d.worker[i] == NULL || pthread_create(&th[i], NULL, tp_worker_run, d.worker[i]) != 0)
 			return 1;
 	}
-	tp_log(LOG_INFO, "action=start socket=%s ports=%zu", tp_policy_relay_socket(d.policy),
-	       tp_policy_rule_count(d.policy));
+	tp_log(LOG_INFO, "action=start socket=%s ports=%zu file=%s generation=%u",
+	       tp_policy_relay_socket(d.policy), tp_policy_rule_count(d.policy), path, d.generation);
 	while (!stopping) {
 		struct pollfd pfd = { ls, POLLIN, 0 };
 		int s;
 
 		if (reloading) {
 			reloading = 0;
-			reload(path);
+			reload();
 		}
 		if (poll(&pfd, 1, 500) != 1)
 			continue;

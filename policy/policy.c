@@ -79,6 +79,36 @@ const char *tp_tls_mode_name(enum tp_tls_mode m)
 	return tp_keys[TP_KEY_TLS].values[m].word;
 }
 
+/* --- the published policy ---------------------------------------------------- */
+
+const char *tp_policy_rundir(void)
+{
+	const char *env = getenv("TLSPOLICY_RUNDIR");
+
+	return env != NULL && *env ? env : "/run/tlspolicy";
+}
+
+int tp_published_generation(const char *rundir, unsigned *gen_r, char *sha256_r)
+{
+	char path[4096], sha[65] = "";
+	unsigned gen;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s", rundir, TP_PUBLISHED_GENERATION);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	n = fscanf(f, "%u %64[0-9a-f]", &gen, sha);
+	fclose(f);
+	if (n != 2 || strlen(sha) != 64 || gen == 0)
+		return -1;
+	*gen_r = gen;
+	if (sha256_r != NULL)
+		memcpy(sha256_r, sha, sizeof(sha));
+	return 0;
+}
+
 /* --- what a daemon negotiated ---------------------------------------------- */
 
 const char *tp_wire_version_name(unsigned version, char *buf, size_t size)

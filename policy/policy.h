@@ -113,6 +113,28 @@ const char *tp_tls_mode_name(enum tp_tls_mode m);
 int tp_rule_check_session(const struct tp_rule *r, unsigned version, unsigned suite,
 			  const char **reason_r, char *detail, size_t size);
 
+/*
+ * The published policy (tlspolicyctl reload): in the run directory,
+ * TP_PUBLISHED_POLICY is the validated policy as one self-contained INI
+ * file (what show prints), TP_PUBLISHED_PORTS the ports the shim manages,
+ * and TP_PUBLISHED_GENERATION "N SHA256" (the number and the sha256 of the
+ * policy file), each replaced by rename.  When a generation is published,
+ * tlspolicyd and the shim follow it rather than the files in /etc.
+ */
+#define TP_PUBLISHED_POLICY "policy.conf"
+#define TP_PUBLISHED_PORTS "ports"
+#define TP_PUBLISHED_GENERATION "generation"
+
+/* tp_policy_rundir - $TLSPOLICY_RUNDIR, else /run/tlspolicy */
+const char *tp_policy_rundir(void);
+
+/*
+ * tp_published_generation - the generation published in rundir: 0 and
+ * *gen_r (and sha256_r, 65 bytes, if not NULL), or -1 if none (or the file
+ * is not ours)
+ */
+int tp_published_generation(const char *rundir, unsigned *gen_r, char *sha256_r);
+
 /* tp_wire_version_name - "TLSv1.2" for 0x0303, "SSLv3" for 0x0300, "0xXXXX" otherwise */
 const char *tp_wire_version_name(unsigned version, char *buf, size_t size);
 
