@@ -36,6 +36,9 @@ static void print_suites(FILE *f, const char *label, const char *list)
 static void show_section_ini(FILE *f, const struct tp_policy *p, const struct tp_rule *rule)
 {
 	fprintf(f, "\n[%s]\n", rule ? rule->section : "global");
+	if (rule != NULL && rule->enforce == TP_ENFORCE_AUDIT)
+		fprintf(f, "; AUDIT MODE: this port refuses nothing; what the policy would refuse is only\n"
+			"; logged (action=would-refuse). Set enforce = yes once the logs are clean.\n");
 	/* a port's own keys (protocol, tls) first, then the inheritable ones */
 	for (int i = 0; i < 2 * TP_KEY_COUNT; i++) {
 		int k = i % TP_KEY_COUNT;

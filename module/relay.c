@@ -69,6 +69,7 @@ struct conn {
 	enum conn_state state;
 	int start_tls, closing, client_eof, app_eof, dead;
 	int expect_tls;		/* tls_by = daemon: it accepted the upgrade */
+	int audit_plain;	/* enforce = audit: a plaintext client let through on an implicit port */
 	struct tp_tlsrec *crec, *srec;	/* ST_INSPECT: client's and daemon's records */
 	size_t held;		/* ST_INSPECT: bytes at the end of to_client not yet cleared */
 	char offered[64];	/* ST_INSPECT: what the client's hello offered, for the log */
@@ -261,6 +262,23 @@ static void begin_tls(struct conn *c)
 		start_handshake(c);
 }
 
+/*
+ * audit_session - enforce = audit: the handshake accepted what this
+ * wolfSSL can do; log what the rule would have refused
+ */
+static void audit_session(struct conn *c)
+{
+	const char *reason;
+	char detail[160], extra[200];
+
+	if (tp_rule_check_session(c->rule, (unsigned)wolfSSL_version(c->ssl),
+				  (unsigned)wolfSSL_get_current_cipher_suite(c->ssl),
+				  &reason, detail, sizeof(detail)) == 0)
+		return;
+	snprintf(extra, sizeof(extra), "%s tls_by=module", detail);
+	conn_log(c, LOG_WARNING, "would-refuse", reason, extra);
+}
+
 /* handshake - drive wolfSSL_accept; 1 if progress was made */
 static int handshake(struct conn *c)
 {
@@ -273,6 +291,8 @@ static int handshake(struct conn *c)
 		snprintf(extra, sizeof(extra), "version=%s suite=%s",
 			 wolfSSL_get_version(c->ssl), wolfSSL_get_cipher_name(c->ssl));
 		conn_log(c, LOG_INFO, "tls", NULL, extra);
+		if (c->rule->enforce == TP_ENFORCE_AUDIT)
+			audit_session(c);
 		tp_filter_tls_done(c->filter);
 		return 1;
 	}
@@ -306,6 +326,14 @@ static int peek_first(struct conn *c)
 	/* 0x16: a TLS handshake record; 0x80: an SSLv2-style hello (refused by
 	 * wolfSSL, and by the record reader for the daemon) */
 	if (b != 0x16 && b != 0x80) {
+		if (c->rule->enforce == TP_ENFORCE_AUDIT) {
+			conn_log(c, LOG_WARNING, "would-refuse", "plaintext-on-implicit-port",
+				 "hint=\"plaintext client on implicit-TLS port: client set to STARTTLS?\"");
+			c->audit_plain = 1;
+			c->state = ST_PLAIN;
+			c->deadline = 0;
+			return 1;
+		}
 		conn_log(c, LOG_NOTICE, "refuse", "plaintext-on-implicit-port",
 			 "hint=\"plaintext client on implicit-TLS port: client set to STARTTLS?\"");
 		c->dead = 1;
@@ -615,7 +643,8 @@ static int may_write_client(const struct conn *c)
 {
 	if (raw_state(c))
 		return c->to_client.len > c->held;
-	return c->state == ST_TLS || (c->state == ST_PLAIN && c->rule->tls != TP_TLS_IMPLICIT);
+	return c->state == ST_TLS ||
+	       (c->state == ST_PLAIN && (c->rule->tls != TP_TLS_IMPLICIT || c->audit_plain));
 }
 
 static int may_read_client(const struct conn *c)

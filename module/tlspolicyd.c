@@ -31,6 +31,7 @@
 #include "policy.h"
 #include "relay.h"
 #include "tplog.h"
+#include "util.h"
 
 #define WORKERS 2
 #define MAX_UIDS 16
@@ -76,17 +77,38 @@ static int wolf_version(enum tp_version v)
 	}
 }
 
+/*
+ * audit_suites - enforce = audit: every suite this wolfSSL has, the
+ * rule's own first, so that a client the rule would refuse still gets
+ * through and is logged (relay.c checks the session against the rule)
+ */
+static void audit_suites(const struct tp_rule *r, char *list, size_t size)
+{
+	size_t n, len = (size_t)snprintf(list, size, "%s%s%s", r->tls13_suites,
+					 r->tls13_suites[0] && r->tls12_suites[0] ? ":" : "",
+					 r->tls12_suites);
+	const struct tp_suite *all = tp_suites(&n);
+
+	for (size_t i = 0; i < n && len < size; i++)
+		if (!tp_list_has(list, all[i].name, ':'))
+			len += (size_t)snprintf(list + len, size - len, "%s%s", len ? ":" : "", all[i].name);
+}
+
 /* make_ctx - a wolfSSL server context with the rule's floor and suites */
 static WOLFSSL_CTX *make_ctx(const struct tp_rule *r)
 {
 	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
-	char list[8192];
+	char list[16384];
+	int audit = r->enforce == TP_ENFORCE_AUDIT;
 
 	if (ctx == NULL)
 		return NULL;
-	snprintf(list, sizeof(list), "%s%s%s", r->tls13_suites,
-		 r->tls13_suites[0] && r->tls12_suites[0] ? ":" : "", r->tls12_suites);
-	if (wolfSSL_CTX_SetMinVersion(ctx, wolf_version(r->min_version)) != WOLFSSL_SUCCESS ||
+	if (audit)
+		audit_suites(r, list, sizeof(list));
+	else
+		snprintf(list, sizeof(list), "%s%s%s", r->tls13_suites,
+			 r->tls13_suites[0] && r->tls12_suites[0] ? ":" : "", r->tls12_suites);
+	if (wolfSSL_CTX_SetMinVersion(ctx, audit ? WOLFSSL_TLSV1_1 : wolf_version(r->min_version)) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_use_certificate_chain_file(ctx, r->certificate) != WOLFSSL_SUCCESS ||
 	    wolfSSL_CTX_use_PrivateKey_file(ctx, r->private_key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
