@@ -34,6 +34,10 @@ int ctl_status(int argc, char **argv);
 int ctl_enable(int argc, char **argv);
 int ctl_reload(int argc, char **argv);
 int ctl_disable(int argc, char **argv);
+int ctl_report(int argc, char **argv);
+
+/* the log report reads when journalctl does not work */
+#define CTL_MAIL_LOG "/var/log/mail.log"
 
 /* ctl_show_ini - the effective policy as INI that reads back the same
  * (what show prints, and what reload publishes) */

@@ -103,6 +103,23 @@ const struct ctl_verb ctl_verbs[] = {
 	  ENABLE_OPTIONS
 	  "\n"
 	  "Exit: 0 done (or nothing to do), 1 failed or the policy has errors, 2 usage.\n" },
+	{ "report", ctl_report, "[--log FILE]... [--since TIME] [--json]",
+	  "count tlspolicy's decisions per port from its log",
+	  "Reads tlspolicy's log lines and counts, per port: connections, TLS sessions by\n"
+	  "version and suite, refusals and would-refusals (audit mode) by reason,\n"
+	  "injection discards, handshake timeouts, and the five clients refused most.\n"
+	  "Without --log: 'journalctl -t tlspolicy' if journalctl works, else\n"
+	  CTL_MAIL_LOG ". Other programs' lines are passed over; unreadable\n"
+	  "lines are skipped and counted.\n"
+	  "\n"
+	  "  --log FILE    a syslog file (traditional or RFC 3339 timestamps) or the\n"
+	  "                stderr of tlspolicyd -f; - for stdin; may be repeated\n"
+	  "  --since TIME  only lines from TIME on: 2026-11-29, 2026-11-29T09:00 (local\n"
+	  "                time), or an age: 30m, 1h, 2d; lines without a time are\n"
+	  "                then skipped and counted\n"
+	  "  --json        print it as JSON\n"
+	  "\n"
+	  "Exit: 0, 1 if no log could be read, 2 usage.\n" },
 };
 const unsigned ctl_verb_count = sizeof(ctl_verbs) / sizeof(ctl_verbs[0]);
 

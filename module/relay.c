@@ -81,6 +81,8 @@ struct conn {
 	unsigned long long in, out;
 	char client[INET6_ADDRSTRLEN + 16];
 	unsigned generation;	/* of the policy the rule comes from */
+	void (*release)(void *);	/* the rule's policy is no longer needed */
+	void *release_arg;
 };
 
 struct tp_worker {
@@ -184,6 +186,9 @@ static void conn_close(struct tp_worker *w, struct conn *c)
 	tp_filter_free(&c->filter);
 	tp_tlsrec_free(&c->crec);
 	tp_tlsrec_free(&c->srec);
+	if (c->release != NULL)
+		c->release(c->release_arg);	/* the rule may be gone after this */
+	c->release = NULL;
 	free(c->to_app.data);
 	free(c->to_client.data);
 	if (c->prev)
@@ -775,7 +780,8 @@ struct tp_worker *tp_worker_new(void)
 
 int tp_worker_add(struct tp_worker *w, int tcp, int app,
 		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,
-		  const char *client, unsigned generation)
+		  const char *client, unsigned generation,
+		  void (*release)(void *), void *release_arg)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct tp_filter_config fc;
@@ -794,6 +800,8 @@ int tp_worker_add(struct tp_worker *w, int tcp, int app,
 	c->rule = rule;
 	c->ctx = ctx;
 	c->generation = generation;
+	c->release = release;
+	c->release_arg = release_arg;
 	c->last = time(NULL);
 	snprintf(c->client, sizeof(c->client), "%s", client);
 	if (write(w->pipe[1], &c, sizeof(c)) != (ssize_t)sizeof(c)) {

@@ -33,11 +33,14 @@ void tp_worker_stop(struct tp_worker *w);
  * The worker owns both descriptors from then on.  ctx is the wolfSSL
  * context for the rule (NULL where the module does no TLS).  client is
  * "ADDR:PORT" for the log; generation the published generation the rule
- * comes from (0: the files in /etc), for the log too.  Returns 0, or -1
- * (descriptors not taken).
+ * comes from (0: the files in /etc), for the log too.  The rule and ctx
+ * stay valid until the worker calls release(release_arg), once, when the
+ * connection ends (on the worker's thread).  Returns 0, or -1
+ * (descriptors not taken, release not called).
  */
 int tp_worker_add(struct tp_worker *w, int tcp, int app,
 		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,
-		  const char *client, unsigned generation);
+		  const char *client, unsigned generation,
+		  void (*release)(void *), void *release_arg);
 
 #endif

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +40,9 @@
 static volatile sig_atomic_t stopping, reloading;
 
 static struct {
-	struct tp_policy *policy;
-	WOLFSSL_CTX **ctx;		/* per rule, NULL where no TLS is done here */
+	struct gen *cur;		/* the running policy */
+	struct tp_policy *policy;	/* cur's, for short */
+	WOLFSSL_CTX **ctx;		/* cur's: per rule, NULL where no TLS is done here */
 	struct tp_worker *worker[WORKERS];
 	uid_t uids[MAX_UIDS];		/* who may hand over connections */
 	size_t nuids;
@@ -49,15 +51,31 @@ static struct {
 } d;
 
 /*
- * Policies replaced by a reload stay allocated: connections started under
- * them keep their rules and TLS contexts until they end.
+ * A loaded policy and its TLS contexts.  Each connection started under it
+ * holds a reference, and so does tlspolicyd while it is the running one;
+ * whoever drops the last frees it, so a reload frees the old contexts when
+ * the last connection that uses them ends (on that worker's thread).
  */
-struct old_policy {
-	struct old_policy *next;
+struct gen {
+	atomic_int refs;
+	unsigned number;
 	struct tp_policy *policy;
 	WOLFSSL_CTX **ctx;
 };
-static struct old_policy *old_policies;
+
+static void free_contexts(WOLFSSL_CTX **ctx, size_t n);
+
+static void gen_release(void *arg)
+{
+	struct gen *g = arg;
+
+	if (atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	tp_log(LOG_INFO, "action=free generation=%u note=\"its last connection ended\"", g->number);
+	free_contexts(g->ctx, tp_policy_rule_count(g->policy));
+	tp_policy_free(&g->policy);
+	free(g);
+}
 
 static void on_signal(int sig)
 {
@@ -263,8 +281,12 @@ static int take(int tcp, int app)
 	for (; idx < tp_policy_rule_count(d.policy); idx++)
 		if (tp_policy_rule(d.policy, idx) == r)
 			break;
-	if (tp_worker_add(d.worker[next++ % WORKERS], tcp, app, r, d.ctx[idx], client, d.generation) < 0)
+	atomic_fetch_add(&d.cur->refs, 1);
+	if (tp_worker_add(d.worker[next++ % WORKERS], tcp, app, r, d.ctx[idx], client, d.generation,
+			  gen_release, d.cur) < 0) {
+		gen_release(d.cur);
 		return ENOMEM;
+	}
 	return 0;
 }
 
@@ -400,21 +422,25 @@ static int reload(void)
 {
 	struct tp_policy *p;
 	WOLFSSL_CTX **ctx;
-	struct old_policy *old = calloc(1, sizeof(*old));
+	struct gen *g = calloc(1, sizeof(*g));
 	char buf[4096];
 	unsigned gen;
 	const char *path = policy_path(buf, sizeof(buf), &gen);
 
-	if (old == NULL || load(path, &p, &ctx) < 0) {
-		free(old);
+	if (g == NULL || load(path, &p, &ctx) < 0) {
+		free(g);
 		tp_log(LOG_ERR, "action=reload-failed file=%s generation=%u note=\"the running policy stays\"",
 		       path, d.generation);
-		return old == NULL ? ENOMEM : EINVAL;
+		return g == NULL ? ENOMEM : EINVAL;
 	}
 	if (strcmp(tp_policy_relay_socket(p), tp_policy_relay_socket(d.policy)) != 0)
 		tp_log(LOG_WARNING, "action=reload note=\"relay_socket changed: takes effect on restart\"");
-	*old = (struct old_policy){ old_policies, d.policy, d.ctx };
-	old_policies = old;
+	atomic_init(&g->refs, 1);
+	g->number = gen;
+	g->policy = p;
+	g->ctx = ctx;
+	gen_release(d.cur);	/* freed now, or when its last connection ends */
+	d.cur = g;
 	d.policy = p;
 	d.ctx = ctx;
 	d.generation = gen;
@@ -441,10 +467,15 @@ int main(int argc, char **argv)
 	tp_log_open(foreground);
 	path = policy_path(buf, sizeof(buf), &d.generation);
 	wolfSSL_Init();
-	if (load(path, &d.policy, &d.ctx) < 0) {
+	d.cur = calloc(1, sizeof(*d.cur));
+	if (d.cur == NULL || load(path, &d.policy, &d.ctx) < 0) {
 		tp_log(LOG_ERR, "action=start-failed reason=policy-invalid file=%s", path);
 		return 1;
 	}
+	d.cur->number = d.generation;
+	d.cur->policy = d.policy;
+	d.cur->ctx = d.ctx;
+	atomic_init(&d.cur->refs, 1);
 	ls = listen_relay(tp_policy_relay_socket(d.policy));
 	if (ls < 0) {
 		tp_log(LOG_ERR, "action=start-failed reason=listen socket=%s error=\"%s\"",
@@ -492,16 +523,7 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	}
 	close(ls);
-	free_contexts(d.ctx, tp_policy_rule_count(d.policy));
-	tp_policy_free(&d.policy);
-	while (old_policies != NULL) {
-		struct old_policy *o = old_policies;
-
-		old_policies = o->next;
-		free_contexts(o->ctx, tp_policy_rule_count(o->policy));
-		tp_policy_free(&o->policy);
-		free(o);
-	}
+	gen_release(d.cur);	/* every connection is closed: the last reference */
 	wolfSSL_Cleanup();
 	return 0;
 }

@@ -129,6 +129,10 @@ class ReloadTest(harness.TestCase):
             self.assertTrue(gens <= valid_gens, gens - valid_gens)
             self.assertGreater(len(gens), 10, "connections were handled by too few generations: %s" % gens)
             self.assertNotIn("reload-failed", log)
+            # every superseded generation was freed once its last connection ended
+            for n in range(0, gen):
+                s.wait_log(r"(?m)^tlspolicy: action=free generation=%d note=" % n, timeout=10)
+            self.assertEqual(len(re.findall(r"action=free generation=", s.log)), gen)
             self.assertEqual(len(re.findall(r"action=reload file=\S+ generation=\d+ ports=6", log)), gen)
 
             # the end state: the last valid generation everywhere
