@@ -492,6 +492,21 @@ static void count(struct report *r, struct port_stats *p, const struct pair *pv,
 	}
 }
 
+/*
+ * diagnostic - is msg a policy diagnostic tlspolicyd logged at start or
+ * reload ("FILE:LINE: warning: [section] key: ...", tp_diag_format)?
+ * Free text, not key=value, but tlspolicy's own and not garbage.
+ */
+static int diagnostic(const char *msg)
+{
+	const char *sp = strchr(msg, ' ');
+
+	if (strncmp(msg, "error: ", 7) == 0 || strncmp(msg, "warning: ", 9) == 0)
+		return 1;
+	return sp != NULL && sp > msg && sp[-1] == ':' &&
+	       (strncmp(sp + 1, "error: ", 7) == 0 || strncmp(sp + 1, "warning: ", 9) == 0);
+}
+
 /* report_line - one line of a log, without its newline */
 static void report_line(struct report *r, char *line, time_t now)
 {
@@ -517,6 +532,10 @@ static void report_line(struct report *r, char *line, time_t now)
 	}
 	if (r->since != 0 && when < r->since) {
 		r->older++;
+		return;
+	}
+	if (diagnostic(msg)) {
+		r->lines++;
 		return;
 	}
 	if (parse_pairs(msg, pv, &n) < 0 || (action = pair_get(pv, n, "action")) == NULL) {

@@ -1,10 +1,12 @@
 """test_report.py - tlspolicyctl report on the log of a real tlspolicyd
 
-One Setup: a STARTTLS submission port and an implicit-TLS port.  Real
-clients make good TLS sessions on both, AUTH before TLS (refused), a TLS
-1.1 handshake with tp-tlsclient (refused under the TLSv1.2 floor), a
-STARTTLS with a pipelined command (the injection, discarded) and a
-plaintext client on the implicit port; tlspolicyd -f logs each decision
+One Setup: a STARTTLS submission port, an implicit-TLS port and a
+STARTTLS port with enforce = audit.  Real clients make good TLS sessions
+on the first two, AUTH before TLS (refused), a TLS 1.1 handshake with
+tp-tlsclient (refused under the TLSv1.2 floor), a STARTTLS with a
+pipelined command (the injection, discarded), a plaintext client on the
+implicit port, and AUTH before TLS on the audit port (would-refuse, let
+through); tlspolicyd -f logs each decision
 on stderr ("tlspolicy: ..."), and report --json on that file must count
 exactly those.  Then the same lines as syslog writes them (RFC 3339 and
 traditional timestamps) give the same counts.
@@ -29,7 +31,8 @@ def expect(got, wanted):
 
 
 class ReportTest(ModuleCase):
-    ports = {"submission": ("smtp", "starttls"), "smtps": ("smtp", "implicit")}
+    ports = {"submission": ("smtp", "starttls"), "smtps": ("smtp", "implicit"),
+             "audit": {"protocol": "smtp", "tls": "starttls", "enforce": "audit"}}
 
     @classmethod
     def setUpClass(cls):
@@ -80,7 +83,16 @@ class ReportTest(ModuleCase):
         r = s.raw("smtps")
         r.sendline("EHLO client.test")
         r.read_all()
-        sessions = GOOD_STARTTLS + GOOD_IMPLICIT + 4
+        # AUTH before TLS on the audit port: would-refuse, let through
+        r = s.raw("audit")
+        r.read_line()
+        r.sendline("EHLO client.test")
+        r.read_until(SMTP_REPLY)
+        r.sendline("AUTH PLAIN " + plain("test", "secret"))
+        r.read_line()
+        r.sendline("QUIT")
+        r.read_all()
+        sessions = GOOD_STARTTLS + GOOD_IMPLICIT + 5
         deadline = time.monotonic() + 10
         while len(re.findall(r"(?m)^tlspolicy: .* action=end ", s.log)) < sessions:
             if time.monotonic() > deadline:
@@ -99,7 +111,7 @@ class ReportTest(ModuleCase):
 
     def expected(self):
         """what report must say about this Setup's traffic"""
-        sub, smtps = self.s.ports["submission"], self.s.ports["smtps"]
+        sub, smtps, audit = self.s.ports["submission"], self.s.ports["smtps"], self.s.ports["audit"]
         tls_sub = GOOD_STARTTLS + 1                 # the injection session ends in TLS too
         suites = {}
         for m in re.finditer(r"(?m)^tlspolicy: port=(\d+) .* action=tls version=\S+ suite=(\S+)",
@@ -119,6 +131,9 @@ class ReportTest(ModuleCase):
              "refused": {"tls-handshake-failed": 1, "plaintext-on-implicit-port": 1},
              "would_refuse": {}, "discarded": 0, "timeouts": 0, "closed": {},
              "top_refused_clients": [{"client": "127.0.0.1", "count": 2}]},
+            {"port": audit, "connections": 1, "tls": {"sessions": 0, "versions": {}, "suites": {}},
+             "refused": {}, "would_refuse": {"auth-before-tls": 1}, "discarded": 0, "timeouts": 0,
+             "closed": {}, "top_refused_clients": []},
         ]
 
     def test_counts_of_the_daemons_log(self):
