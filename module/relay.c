@@ -31,6 +31,7 @@
 
 #include "filter.h"
 #include "relay.h"
+#include <wolfssl/wolfcrypt/ecc.h>	/* after options.h, which relay.h includes */
 #include "tlsrec.h"
 #include "tplog.h"
 
@@ -904,6 +905,9 @@ void *tp_worker_run(void *arg)
 	while (w->conns != NULL)
 		conn_close(w, w->conns);
 	free_retired(w);
+#ifdef FP_ECC
+	wc_ecc_fp_free();	/* wolfSSL's per-thread ECC point cache */
+#endif
 	return NULL;
 }
 
