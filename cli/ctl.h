@@ -35,6 +35,7 @@ int ctl_enable(int argc, char **argv);
 int ctl_reload(int argc, char **argv);
 int ctl_disable(int argc, char **argv);
 int ctl_report(int argc, char **argv);
+int ctl_probe(int argc, char **argv);
 
 /* the log report reads when journalctl does not work */
 #define CTL_MAIL_LOG "/var/log/mail.log"

@@ -120,6 +120,32 @@ const struct ctl_verb ctl_verbs[] = {
 	  "  --json        print it as JSON\n"
 	  "\n"
 	  "Exit: 0, 1 if no log could be read, 2 usage.\n" },
+	{ "probe", ctl_probe, "[OPTIONS] HOST:PORT",
+	  "audit a live server against the policy's rule for its port",
+	  "Connects to HOST:PORT as a wolfSSL client and checks it against the rule the\n"
+	  "policy gives PORT (and HOST, if it is an address of this machine): implicit TLS\n"
+	  "or STARTTLS as required, plaintext refused, authentication hidden and refused\n"
+	  "before TLS, STARTTLS command injection not executed, every version below the\n"
+	  "floor and every banned cipher class refused, the floor accepted, and the\n"
+	  "certificate's chain, expiry and name. The server need not run tlspolicy.\n"
+	  "Prints one line per check, PASS, WARN or FAIL, with advice for each FAIL.\n"
+	  "\n"
+	  "  -c, --config FILE        the policy file to read\n"
+	  "      --protocol PROTO     smtp, imap or pop3: what the server speaks\n"
+	  "      --tls MODE           implicit, starttls, opportunistic or refuse: what to\n"
+	  "                           expect; with --protocol, for a port the policy does\n"
+	  "                           not manage (or to override its rule)\n"
+	  "      --min-version VER    the floor to check without a rule (default TLSv1.2;\n"
+	  "                           the banned classes are then " "NULL aNULL EXPORT RC4\n"
+	  "                           DES 3DES MD5)\n"
+	  "      --servername NAME    the name the certificate must carry, also sent as\n"
+	  "                           SNI (default HOST)\n"
+	  "      --cafile FILE        verify the chain against FILE (default: the system\n"
+	  "                           CA store)\n"
+	  "      --json               print the checks as JSON\n"
+	  "\n"
+	  "Exit: 0 compliant (no FAIL), 1 not compliant, 2 could not probe (connection\n"
+	  "failed, usage, or an unmanaged port without --protocol and --tls).\n" },
 };
 const unsigned ctl_verb_count = sizeof(ctl_verbs) / sizeof(ctl_verbs[0]);
 

@@ -218,8 +218,9 @@ class Conn:
         return self.mode == "starttls" and not self.tls
 
     def start_tls(self):
-        """server-side handshake; bytes the client pipelined before it are dropped"""
-        if self.buf:
+        """server-side handshake; bytes the client pipelined before it are dropped
+        (kept and executed with --insecure-keep-pipelined: CVE-2011-0411)"""
+        if self.buf and not self.srv.opts.insecure_keep_pipelined:
             self.record("discarded", data=self.buf.decode("latin-1"))
             self.buf = b""
         self.sock = self.srv.tls_context.wrap_socket(self.sock, server_side=True)
@@ -1075,6 +1076,8 @@ def parse_args(argv):
     p.add_argument("--tls-min-version", choices=tls_versions)
     p.add_argument("--tls-max-version", choices=tls_versions)
     p.add_argument("--tls-ciphers", help="OpenSSL cipher string, e.g. AES128-SHA:@SECLEVEL=0")
+    p.add_argument("--insecure-keep-pipelined", action="store_true",
+                   help="execute commands pipelined behind STARTTLS after the handshake (CVE-2011-0411)")
     opts = p.parse_args(argv)
     if not (opts.smtp or opts.imap or opts.pop3 or opts.inetd):
         p.error("nothing to listen on: give --smtp, --imap, --pop3 or --inetd")
