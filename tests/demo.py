@@ -15,6 +15,7 @@ starts is stopped at the end.
 """
 
 import imaplib
+import json
 import os
 import shutil
 import signal
@@ -268,8 +269,29 @@ def step_refusals(d):
             check(r.returncode == 1, "refused", "%s was not refused on port %d" % (what, d.ports[name]))
 
 
+def step_probe(d):
+    step("7. The audit from outside: tlspolicyctl probe checks each port against the policy")
+    for name in ("submission", "submissions", "imap", "imaps"):
+        port = d.ports[name]
+        r = subprocess.run([CTL, "probe", "-c", d.conf, "--cafile", d.cert, "--servername", "localhost",
+                            "--json", "127.0.0.1:%d" % port], capture_output=True, text=True, timeout=120)
+        try:
+            checks = json.loads(r.stdout)["checks"]
+        except (ValueError, KeyError):
+            checks = []
+        counts = {st: sum(1 for c in checks if c["status"] == st) for st in ("PASS", "WARN", "FAIL")}
+        say("   $ tlspolicyctl probe 127.0.0.1:%d   -> %d PASS, %d WARN, %d FAIL (exit %d)"
+            % (port, counts["PASS"], counts["WARN"], counts["FAIL"], r.returncode))
+        for c in checks:
+            if c["status"] != "PASS":
+                say("     %s %s: %s" % (c["status"], c["id"], c["detail"]))
+        check(r.returncode == 0 and counts["FAIL"] == 0 and counts["PASS"] > 0,
+              "%s port %d complies with the policy" % (name, port),
+              "probe found port %d not compliant: %s" % (port, (r.stdout + r.stderr).strip()[:400]))
+
+
 def step_log(d):
-    step("7. What tlspolicyd logged (syslog, facility mail, when not run with -f)")
+    step("8. What tlspolicyd logged (syslog, facility mail, when not run with -f)")
     for line in d.log().splitlines():
         if "action=relay" not in line and "action=end" not in line:
             say("   " + line)
@@ -283,6 +305,7 @@ def main():
         step_submission(d)
         step_implicit(d)
         step_refusals(d)
+        step_probe(d)
         step_log(d)
     finally:
         d.stop()
