@@ -74,6 +74,9 @@ struct conn {
 	struct tp_tlsrec *crec, *srec;	/* ST_INSPECT: client's and daemon's records */
 	size_t held;		/* ST_INSPECT: bytes at the end of to_client not yet cleared */
 	char offered[64];	/* ST_INSPECT: what the client's hello offered, for the log */
+	int spliced;		/* ST_PASS with both buffers empty: bytes move by splice(2) */
+	int pipe_c2a[2], pipe_a2c[2];	/* the kernel buffers splice moves through */
+	size_t in_c2a, in_a2c;	/* bytes sitting in them */
 	int app_shut;		/* the daemon was told the client's end of input */
 	int retired;		/* closed; freed at the end of the event batch */
 	size_t tls_write_len;	/* length of a wolfSSL_write to repeat */
@@ -171,7 +174,8 @@ static void conn_close(struct tp_worker *w, struct conn *c)
 {
 	char extra[96];
 
-	snprintf(extra, sizeof(extra), "bytes_in=%llu bytes_out=%llu", c->in, c->out);
+	snprintf(extra, sizeof(extra), "bytes_in=%llu bytes_out=%llu%s", c->in, c->out,
+		 c->spliced ? " splice=yes" : "");
 	conn_log(c, LOG_INFO, "end", NULL, extra);
 	if (c->ssl != NULL) {
 		if (c->state == ST_TLS)
@@ -184,6 +188,11 @@ static void conn_close(struct tp_worker *w, struct conn *c)
 		drain(c->tcp.fd);
 	close(c->tcp.fd);
 	close(c->app.fd);
+	if (c->spliced)
+		for (int i = 0; i < 2; i++) {
+			close(c->pipe_c2a[i]);
+			close(c->pipe_a2c[i]);
+		}
 	tp_filter_free(&c->filter);
 	tp_tlsrec_free(&c->crec);
 	tp_tlsrec_free(&c->srec);
@@ -676,10 +685,77 @@ static int half_close(struct conn *c)
 	return 1;
 }
 
+/* --- tls_by = daemon, after the handshake: splice(2) ------------------------ */
+
+#define SPLICE_CHUNK (64 * 1024)
+
+/*
+ * start_splice - the daemon's session passed the rule and nothing is
+ * buffered here any more: from now on the bytes go from socket to socket
+ * through two pipes, without a copy through user space.  If the pipes
+ * cannot be had, the copying relay goes on.
+ */
+static void start_splice(struct conn *c)
+{
+	if (pipe2(c->pipe_c2a, O_NONBLOCK | O_CLOEXEC) < 0)
+		return;
+	if (pipe2(c->pipe_a2c, O_NONBLOCK | O_CLOEXEC) < 0) {
+		close(c->pipe_c2a[0]);
+		close(c->pipe_c2a[1]);
+		return;
+	}
+	c->spliced = 1;
+}
+
+/* splice_dir - one direction: into its pipe, then out of it; 1 if progress */
+static int splice_dir(struct conn *c, int from_client)
+{
+	int src = from_client ? c->tcp.fd : c->app.fd, dst = from_client ? c->app.fd : c->tcp.fd;
+	int *pipefd = from_client ? c->pipe_c2a : c->pipe_a2c;
+	size_t *held = from_client ? &c->in_c2a : &c->in_a2c;
+	int *eof = from_client ? &c->client_eof : &c->app_eof;
+	int progress = 0;
+	ssize_t n;
+
+	if (*held == 0 && !*eof) {
+		n = splice(src, NULL, pipefd[1], NULL, SPLICE_CHUNK, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			*eof = 1;
+			progress = 1;
+		} else if (n > 0) {
+			*held = (size_t)n;
+			if (from_client)
+				c->in += (unsigned long long)n;
+			else
+				c->out += (unsigned long long)n;
+			c->last = time(NULL);
+			progress = 1;
+		}
+	}
+	if (*held > 0) {
+		n = splice(pipefd[0], NULL, dst, NULL, *held, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n < 0 && errno != EAGAIN)
+			c->dead = 1;
+		else if (n > 0) {
+			*held -= (size_t)n;
+			progress = 1;
+		}
+	}
+	return progress;
+}
+
 /* step - one round of everything that can be done now; 1 if any was */
 static int step(struct conn *c)
 {
 	int progress = 0;
+
+	if (c->spliced)
+		return splice_dir(c, 1) | (!c->dead && splice_dir(c, 0));
+	if (c->state == ST_PASS && c->to_app.len == 0 && c->to_client.len == 0 && !c->dead) {
+		start_splice(c);
+		if (c->spliced)
+			return 1;
+	}
 
 	if (c->state == ST_PEEK)
 		progress |= peek_first(c);
@@ -711,6 +787,8 @@ static int finished(const struct conn *c)
 {
 	if (c->dead)
 		return 1;
+	if (c->spliced)		/* either side's end, once what it sent is delivered */
+		return (c->client_eof && c->in_c2a == 0) || (c->app_eof && c->in_a2c == 0);
 	if (c->closing && c->to_client.len == 0)
 		return 1;
 	if (c->client_eof && c->to_app.len == 0 && c->state != ST_PLAIN)
@@ -731,6 +809,14 @@ static void set_interest(struct tp_worker *w, struct endpoint *e, uint32_t ev)
 static void update_interest(struct tp_worker *w, struct conn *c)
 {
 	uint32_t t = 0, a = 0;
+
+	if (c->spliced) {
+		set_interest(w, &c->tcp, (c->in_c2a == 0 && !c->client_eof ? EPOLLIN : 0) |
+					 (c->in_a2c > 0 ? EPOLLOUT : 0));
+		set_interest(w, &c->app, (c->in_a2c == 0 && !c->app_eof ? EPOLLIN : 0) |
+					 (c->in_c2a > 0 ? EPOLLOUT : 0));
+		return;
+	}
 
 	if (c->state == ST_PEEK || c->state == ST_UPGRADE || may_read_client(c) ||
 	    (c->ssl != NULL && wolfSSL_want_read(c->ssl)))

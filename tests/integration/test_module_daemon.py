@@ -135,3 +135,17 @@ class DaemonRoleTest(harness.TestCase):
             cipher, out = s_client(s.ports["smtps"], "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0")
             self.assertNotIn(cipher, (None, "(NONE)"), out)
             s.wait_log(r"action=would-refuse reason=version-below-floor version=TLSv1\.0")
+
+    def test_bulk_after_handshake_goes_by_splice(self):
+        # once the daemon's session passed, the bytes move socket to socket
+        body = "".join("line %06d %s\r\n" % (i, "x" * 60) for i in range(80000))     # ~5.7 MB
+        with harness.Setup({"smtps": ("smtp", "implicit", "daemon")}) as s:
+            c = s.smtp_ssl("smtps", timeout=60)
+            c.login(s.user, s.password)
+            c.sendmail("a@x.test", ["b@y.test"], "Subject: bulk\r\n\r\n" + body)
+            c.quit()
+            msgs = s.messages()
+            self.assertEqual(len(msgs), 1)
+            self.assertIn(b"line 079999 " + b"x" * 60, msgs[0])
+            m = s.wait_log(r"port=%d .*action=end bytes_in=(\d+) bytes_out=\d+ splice=yes$" % s.ports["smtps"])
+            self.assertGreater(int(m.group(1)), len(body))
