@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -465,6 +466,12 @@ int main(int argc, char **argv)
 		}
 	}
 	tp_log_open(foreground);
+	/* the shims open the run directory in their constructors, so it must
+	 * exist before the daemons start (they are ordered after us), even if
+	 * nothing was published yet */
+	if (mkdir(tp_policy_rundir(), 0755) < 0 && errno != EEXIST)
+		tp_log(LOG_WARNING, "action=start note=\"cannot create %s: %s; shims started now will not "
+		       "follow tlspolicyctl reload until restarted\"", tp_policy_rundir(), strerror(errno));
 	path = policy_path(buf, sizeof(buf), &d.generation);
 	wolfSSL_Init();
 	d.cur = calloc(1, sizeof(*d.cur));
