@@ -189,3 +189,32 @@ class ReloadTest(harness.TestCase):
             c.starttls()
             c.quit()
             s.wait_log(r"action=relay tls_by=module gen=2$")
+
+    def test_shim_follows_new_ports(self):
+        # the server listens on a port the first generation does not manage;
+        # the next generation manages it: the same running shim hands it over
+        with harness.Setup({"sub": ("smtp", "starttls")}, plain_ports={"extra": "smtp"}) as s:
+            rc, out, err = s.ctl("reload")
+            self.assertEqual(out, "generation 1\n", err)
+            r = s.raw("extra")
+            r.read_until(b"220 ")                   # plaintext, straight from the server
+            r.close()
+            self.assertNotRegex(s.log, r"port=%d .*action=relay" % s.ports["extra"])
+
+            s.policy_sections["port %d" % s.ports["extra"]] = {"protocol": "smtp", "tls": "implicit"}
+            s.write_policy()
+            rc, out, err = s.ctl("reload")
+            self.assertEqual(out, "generation 2\n", err)
+            c = s.smtp_ssl("extra")                 # now TLS from the first byte
+            c.ehlo("client.test")
+            c.quit()
+            s.wait_log(r"port=%d client=\S+ mode=implicit action=relay tls_by=module gen=2$" % s.ports["extra"])
+
+            # and back: a generation that drops the port leaves it alone again
+            del s.policy_sections["port %d" % s.ports["extra"]]
+            s.write_policy()
+            rc, out, err = s.ctl("reload")
+            self.assertEqual(out, "generation 3\n", err)
+            r = s.raw("extra")
+            r.read_until(b"220 ")
+            r.close()
