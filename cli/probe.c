@@ -159,6 +159,24 @@ static int expect(struct probe *p, const struct probe_opts *o, struct tp_policy 
 	return expect_from_options(p, o);
 }
 
+/*
+ * version_advice - what to set for the floor, in both daemons' words:
+ * Postfix applies smtpd_tls_mandatory_protocols where TLS is required
+ * (security level encrypt, wrapper mode) and smtpd_tls_protocols where
+ * it is opportunistic, so both are named
+ */
+static const char *version_advice(enum tp_version floor)
+{
+	switch (floor) {
+	case TP_TLS13:
+		return "raise the server's minimum protocol to the policy's floor (Postfix: smtpd_tls_protocols = >=TLSv1.3 and smtpd_tls_mandatory_protocols = >=TLSv1.3; Dovecot: ssl_min_protocol = TLSv1.3)";
+	case TP_TLS11:
+		return "raise the server's minimum protocol to the policy's floor (Postfix: smtpd_tls_protocols = >=TLSv1.1 and smtpd_tls_mandatory_protocols = >=TLSv1.1; Dovecot: ssl_min_protocol = TLSv1.1)";
+	default:
+		return "raise the server's minimum protocol to the policy's floor (Postfix: smtpd_tls_protocols = >=TLSv1.2 and smtpd_tls_mandatory_protocols = >=TLSv1.2; Dovecot: ssl_min_protocol = TLSv1.2)";
+	}
+}
+
 /* check_version - one version below the floor must be refused */
 static void check_version(struct probe *p, enum tp_version v)
 {
@@ -174,7 +192,7 @@ static void check_version(struct probe *p, enum tp_version v)
 	}
 	rc = probe_attempt(p, &t, &r);
 	if (rc == 0)
-		probe_add(p, id, PROBE_FAIL, "raise the server's minimum protocol to the policy's floor (Postfix smtpd_tls_mandatory_protocols, Dovecot ssl_min_protocol)",
+		probe_add(p, id, PROBE_FAIL, version_advice(p->floor),
 			  "%s accepted (%s) below the floor %s", tp_version_name(v), r.cipher, tp_version_name(p->floor));
 	else if (rc == -1)
 		probe_add(p, id, PROBE_PASS, NULL, "%s refused", tp_version_name(v));

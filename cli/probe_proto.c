@@ -192,6 +192,24 @@ static int has_cap(const char *text, enum tp_protocol proto, const char *cap)
 	return 0;
 }
 
+/*
+ * pop3_sasl - does a CAPA listing offer SASL mechanisms?  A bare "SASL"
+ * line names none (RFC 2449 6.3 lists them after it): Dovecot sends one
+ * before TLS when disable_plaintext_auth hides its plaintext mechanisms.
+ */
+static int pop3_sasl(const char *text)
+{
+	for (const char *line = text; *line; ) {
+		size_t n = strcspn(line, "\n");
+
+		if (n > 4 && strncasecmp(line, "SASL", 4) == 0 && line[4] == ' ' &&
+		    line[4 + strspn(line + 4, " ")] != '\n' && line[4 + strspn(line + 4, " ")] != '\0')
+			return 1;
+		line += n + (line[n] == '\n');
+	}
+	return 0;
+}
+
 /* upgrade - ask for TLS (with payload pipelined behind in the same
  * segment); 0 if the server said go ahead, reply in text */
 static int upgrade(struct pn_conn *c, enum tp_protocol proto, int inject, char *text, size_t size)
@@ -224,18 +242,18 @@ static void check_caps_before(struct probe *p, const char *caps)
 			  "%s not offered before TLS: %s", upgrade_word[pr], first_line(caps, buf, sizeof(buf)));
 	if (pr == TP_PROTO_SMTP ? has_cap(caps, pr, "AUTH") || has_cap(caps, pr, "AUTH=") :
 	    pr == TP_PROTO_IMAP ? has_cap(caps, pr, "AUTH=") || !has_cap(caps, pr, "LOGINDISABLED") :
-	    has_cap(caps, pr, "USER") || has_cap(caps, pr, "SASL"))
+	    has_cap(caps, pr, "USER") || pop3_sasl(caps))
 		probe_add(p, "auth-hidden", PROBE_FAIL,
 			  pr == TP_PROTO_SMTP ? "offer AUTH only after TLS (Postfix: smtpd_tls_auth_only = yes)" :
 			  "offer authentication only after TLS (Dovecot: disable_plaintext_auth = yes)",
 			  pr == TP_PROTO_SMTP ? "EHLO lists AUTH before TLS" :
 			  pr == TP_PROTO_IMAP ? "capabilities before TLS list AUTH= or lack LOGINDISABLED" :
-			  "CAPA lists USER or SASL before TLS");
+			  "CAPA lists USER or SASL mechanisms before TLS");
 	else
 		probe_add(p, "auth-hidden", PROBE_PASS, NULL, "%s",
 			  pr == TP_PROTO_SMTP ? "EHLO lists no AUTH before TLS" :
 			  pr == TP_PROTO_IMAP ? "no AUTH=, LOGINDISABLED present before TLS" :
-			  "CAPA lists neither USER nor SASL before TLS");
+			  "CAPA lists neither USER nor SASL mechanisms before TLS");
 }
 
 #define AUTH_ADVICE_SMTP "refuse AUTH before TLS with 530 5.7.0 (Postfix: smtpd_tls_auth_only = yes)"
@@ -299,13 +317,20 @@ static void auth_pop3(struct probe *p, struct pn_conn *c)
 			  st < 0 ? "no reply to USER before TLS" : "USER accepted before TLS: %s", buf);
 }
 
-/* handshake - the main handshake, verifying the certificate; its check */
-static int handshake(struct probe *p, struct pn_conn *c, const char *how)
+/*
+ * handshake - the main handshake, verifying the certificate; its check.
+ * With error, a failure is not recorded but its reason put there.
+ */
+static int handshake(struct probe *p, struct pn_conn *c, const char *how, char *error, size_t size)
 {
 	struct pn_tls t = { .version = PN_ANY, .cafile = p->cafile, .sni = p->servername, .verify = 1 };
 	struct pn_result r;
 
 	if (pn_handshake(c, &t, &r, &p->cert) != 0) {
+		if (error != NULL) {
+			snprintf(error, size, "%s", r.error);
+			return -1;
+		}
 		probe_add(p, "tls-handshake", PROBE_FAIL,
 			  "give the server a certificate and allow TLS 1.2 or newer with AEAD suites",
 			  "%s handshake failed: %s", how, r.error);
@@ -335,7 +360,11 @@ static int quiet(struct pn_conn *c, char *buf, size_t size)
 	return -1;
 }
 
+static const char *const quit_cmd[] = { "QUIT\r\n", "Q1 LOGOUT\r\n", "QUIT\r\n" };
+
 #define INJECT_ADVICE "discard input pipelined after STARTTLS (CVE-2011-0411); upgrade the server"
+
+static void caps_after_tls(struct probe *p, int got, const char *text);
 
 /* after_tls - injection and capabilities once TLS is up */
 static void after_tls(struct probe *p, struct pn_conn *c)
@@ -354,6 +383,12 @@ static void after_tls(struct probe *p, struct pn_conn *c)
 	else
 		probe_add(p, "injection", PROBE_PASS, NULL, "the command sent with %s was not executed",
 			  upgrade_word[p->proto]);
+	caps_after_tls(p, got, text);
+}
+
+/* caps_after_tls - the upgrade word must be gone from the listing (got: one came) */
+static void caps_after_tls(struct probe *p, int got, const char *text)
+{
 	if (!got)
 		probe_add(p, "starttls-not-after", PROBE_FAIL, "check the server's log: it failed after TLS",
 			  "no capability listing after TLS");
@@ -366,12 +401,56 @@ static void after_tls(struct probe *p, struct pn_conn *c)
 			  upgrade_word[p->proto]);
 }
 
-static const char *const quit_cmd[] = { "QUIT\r\n", "Q1 LOGOUT\r\n", "QUIT\r\n" };
+/* clean_upgrade - a new connection up to a go-ahead for TLS, nothing pipelined; 0 if so */
+static int clean_upgrade(const struct probe *p, struct pn_conn *c, char *err, size_t size)
+{
+	char text[REPLY_MAX];
+
+	if (pn_dial(c, p->host, p->port, err, size) != 0)
+		return -1;
+	if (p->tls != TP_TLS_IMPLICIT &&
+	    (greeting(c, p->proto, text, sizeof(text)) != 0 ||
+	     (p->proto == TP_PROTO_SMTP && capabilities(c, p->proto, text, sizeof(text)) != 0) ||
+	     upgrade(c, p->proto, 0, text, sizeof(text)) != 0)) {
+		snprintf(err, size, "the %s dialogue failed", upgrade_word[p->proto]);
+		pn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * clean_retry - the handshake failed after the upgrade with a command
+ * pipelined behind it.  A server that keeps the bytes it read with the
+ * upgrade command takes them for the start of the handshake and fails it
+ * (Dovecot does): the command was not executed, but whether TLS works is
+ * still open, so a second session upgrades with nothing pipelined.
+ */
+static void clean_retry(struct probe *p, const char *why)
+{
+	char text[REPLY_MAX], err[256];
+	struct pn_conn c;
+
+	if (clean_upgrade(p, &c, err, sizeof(err)) != 0) {
+		probe_add(p, "tls-handshake", PROBE_FAIL, "enable STARTTLS in the server with a certificate",
+			  "%s handshake failed: %s; without a command pipelined: %s", upgrade_word[p->proto],
+			  why, err);
+		return;
+	}
+	if (handshake(p, &c, upgrade_word[p->proto], NULL, 0) == 0) {
+		probe_add(p, "injection", PROBE_PASS, NULL,
+			  "the command sent with %s was not executed: the handshake it was pipelined into failed (%s), one without it worked",
+			  upgrade_word[p->proto], why);
+		caps_after_tls(p, capabilities(&c, p->proto, text, sizeof(text)) == 0, text);
+		pn_send(&c, quit_cmd[p->proto]);
+	}
+	pn_close(&c);
+}
 
 /* starttls_session - greeting, capabilities, AUTH, STARTTLS with injection, after TLS */
 static void starttls_session(struct probe *p, struct pn_conn *c)
 {
-	char text[REPLY_MAX], buf[200];
+	char text[REPLY_MAX], buf[200], why[256];
 
 	if (greeting(c, p->proto, text, sizeof(text)) != 0) {
 		probe_add(p, "greeting", PROBE_FAIL,
@@ -399,9 +478,11 @@ static void starttls_session(struct probe *p, struct pn_conn *c)
 			  "%s refused: %s", upgrade_word[p->proto], first_line(text, buf, sizeof(buf)));
 		return;
 	}
-	if (handshake(p, c, upgrade_word[p->proto]) == 0) {
+	if (handshake(p, c, upgrade_word[p->proto], why, sizeof(why)) == 0) {
 		after_tls(p, c);
 		pn_send(c, quit_cmd[p->proto]);
+	} else {
+		clean_retry(p, why);
 	}
 }
 
@@ -430,7 +511,7 @@ int probe_session(struct probe *p, char *err, size_t size)
 	if (p->tls == TP_TLS_IMPLICIT) {
 		char text[REPLY_MAX];
 
-		if (handshake(p, &c, "implicit TLS") == 0 && greeting(&c, p->proto, text, sizeof(text)) == 0)
+		if (handshake(p, &c, "implicit TLS", NULL, 0) == 0 && greeting(&c, p->proto, text, sizeof(text)) == 0)
 			pn_send(&c, quit_cmd[p->proto]);
 	} else if (p->tls == TP_TLS_REFUSE) {
 		refuse_session(p, &c);
@@ -488,21 +569,12 @@ void probe_plaintext_refused(struct probe *p)
 
 int probe_attempt(const struct probe *p, const struct pn_tls *t, struct pn_result *r)
 {
-	char text[REPLY_MAX];
 	struct pn_conn c;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (pn_dial(&c, p->host, p->port, r->error, sizeof(r->error)) != 0)
+	if (clean_upgrade(p, &c, r->error, sizeof(r->error)) != 0)
 		return -3;
-	if (p->tls != TP_TLS_IMPLICIT &&
-	    (greeting(&c, p->proto, text, sizeof(text)) != 0 ||
-	     (p->proto == TP_PROTO_SMTP && capabilities(&c, p->proto, text, sizeof(text)) != 0) ||
-	     upgrade(&c, p->proto, 0, text, sizeof(text)) != 0)) {
-		snprintf(r->error, sizeof(r->error), "the %s dialogue failed", upgrade_word[p->proto]);
-		pn_close(&c);
-		return -3;
-	}
 	rc = pn_handshake(&c, t, r, NULL);
 	pn_close(&c);
 	return rc;

@@ -75,6 +75,14 @@ parent are reaped here, not left as zombies.
 
 If the Setup catches what the shim logs (Setup(shim_log=True)), the daemons
 get TLSPOLICY_SYSLOG_SOCKET too.
+
+shim=False leaves tlspolicy out altogether (test_probe_daemons.py): no
+`enable`, no LD_PRELOAD, the daemons doing their own TLS as configured by
+hand, beside a Setup(daemonless=True, server=False) that only provides the
+ports and the temp dir.  Extra settings, written after the fixture's own
+(the later one wins in main.cf and dovecot.conf), make a configuration good
+or bad on purpose: Postfix(main_cf=..., submission_options=...) and
+Dovecot(extra_conf=...).
 """
 
 import ctypes
@@ -271,16 +279,18 @@ class Instance:
 
     name = "daemon"
 
-    def __init__(self, setup, ports):
+    def __init__(self, setup, ports, shim=True):
         require_daemons()
         become_subreaper()
+        self.shim = shim
+        self.addr = "127.0.0.1"     # where it listens
         self.setup = setup
         self.ports = {role: setup.ports[name] for role, name in ports.items() if name}
         self.dir = os.path.join(setup.tmp, self.name)
         self.marker = self.dir
         self.leftovers = []
         self.running = self.closed = False
-        self.preload = True         # the master starts with the drop-in's environment
+        self.preload = shim         # the master starts with the drop-in's environment
         self.enable_output = ""
         setup.add_closer(self.close)
         os.makedirs(self.dir)
@@ -299,6 +309,8 @@ class Instance:
         fixture passes on itself: TLSPOLICY_RUNDIR, TLSPOLICY_SYSLOG_SOCKET
         if the Setup catches what the shim logs (Setup(shim_log=True)), and
         the instance marker"""
+        if not self.shim:           # not under tlspolicy: only the marker
+            return {MARKER: self.marker}
         env = {"TLSPOLICY_RUNDIR": self.setup.rundir, MARKER: self.marker}
         sock = self.setup.server_extra_env.get("TLSPOLICY_SYSLOG_SOCKET")
         if sock:
@@ -317,6 +329,8 @@ class Instance:
                             "--shim", self.shim_path(), "-c", self.setup.conf], env=self.admin_env())
 
     def enable(self):
+        if not self.shim:           # a daemon not under tlspolicy: nothing to enable
+            return ""
         rc, out, err = self.ctl_enable()
         if rc != 0:
             raise harness.SetupError("tlspolicyctl enable %s failed (%d):\n%s%s" % (self.name, rc, out, err))
@@ -341,7 +355,7 @@ class Instance:
 
     def wait_listening(self, proc=None):
         deadline = time.monotonic() + START_TIMEOUT
-        while not all(listening(p) for p in self.ports.values()):
+        while not all(listening(p, self.addr) for p in self.ports.values()):
             if proc is not None and proc.poll() is not None:
                 raise harness.SetupError("%s exited with %s; its log:\n%s" % (self.name, proc.returncode, self.log))
             if time.monotonic() > deadline:
@@ -402,7 +416,7 @@ instance_name = {instance}
 base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {log}
-listen = 127.0.0.1
+listen = {listen}
 protocols = imap pop3
 
 # Dovecot's own TLS; `tlspolicyctl enable dovecot` changes what a
@@ -466,7 +480,12 @@ class Dovecot(Instance):
     connection, which hands the client to imap/pop3 and exits; 0: login
     processes serve many); idle_kill: default_idle_kill, in seconds;
     sasl_socket: a path for Dovecot's SASL service (Postfix.sasl_socket);
-    weak: TLS 1.0 and SHA-1 CBC suites allowed.
+    weak: TLS 1.0 and SHA-1 CBC suites allowed; shim: False for a Dovecot
+    not under tlspolicy (no enable, no LD_PRELOAD); extra_conf: settings
+    appended to dovecot.conf, overriding the fixture's; listen: its address
+    (Dovecot takes a client whose address is the server's own, as on
+    127.0.0.1 to 127.0.0.1, for a secured one and lets it log in in clear:
+    listening on 127.0.0.2, a local client comes from another address).
 
     Attributes: confdir, conf, log_path, mailroot (Maildirs, one per user),
     ports, enable_output.
@@ -476,8 +495,9 @@ class Dovecot(Instance):
     _serial = 0
 
     def __init__(self, setup, *, imap=None, imaps=None, pop3=None, pop3s=None, service_count=1,
-                 idle_kill=60, sasl_socket=None, weak=False):
-        super().__init__(setup, {"imap": imap, "imaps": imaps, "pop3": pop3, "pop3s": pop3s})
+                 idle_kill=60, sasl_socket=None, weak=False, shim=True, extra_conf="", listen="127.0.0.1"):
+        super().__init__(setup, {"imap": imap, "imaps": imaps, "pop3": pop3, "pop3s": pop3s}, shim)
+        self.extra_conf, self.addr = extra_conf, listen
         Dovecot._serial += 1
         self.instance = "tp-test-%d-%d" % (os.getpid(), Dovecot._serial)
         self.title = "dovecot-%s/" % self.instance       # its processes' titles
@@ -510,12 +530,14 @@ class Dovecot(Instance):
         sasl = DOVECOT_SASL.format(path=sasl_socket) if sasl_socket else ""
         cert, key = harness.test_cert()
         text = DOVECOT_CONF.format(
-            instance=self.instance, dir=self.dir, log=self.log_path, uid=min(MAIL_UID, 1000),
+            instance=self.instance, dir=self.dir, log=self.log_path, uid=min(MAIL_UID, 1000), listen=self.addr,
             cert=cert, key=key, weak=DOVECOT_WEAK if weak else "",
             import_environment=" ".join((DOVECOT_ENV_DEFAULT,) + TEST_ENV + (MARKER,)),
             idle_kill="%d secs" % idle_kill, mailroot=self.mailroot, users=users,
             service_count=service_count, sasl=sasl,
             imap_listeners=self._listeners("imap", "imaps"), pop3_listeners=self._listeners("pop3", "pop3s"))
+        if self.extra_conf:
+            text += "\n# this test's own settings\n" + self.extra_conf
         with open(self.conf, "w") as f:
             f.write(text)
 
@@ -704,7 +726,10 @@ class Postfix(Instance):
     postscreen: postscreen(8) in front of the MX port's smtpd, which then
     gets each client socket passed from postscreen (a socket it did not
     accept); weak: TLS 1.0 and SHA-1 CBC suites allowed, AUTH offered
-    before STARTTLS on submission.
+    before STARTTLS on submission; shim: False for a Postfix not under
+    tlspolicy (no enable, no LD_PRELOAD); main_cf: settings appended to
+    main.cf, overriding the fixture's; submission_options: the submission
+    service's -o options instead of Debian's example ones.
 
     Attributes: confdir, spool, log_path (the maillog_file), mailroot,
     ports, enable_output.
@@ -713,8 +738,10 @@ class Postfix(Instance):
     name = "postfix"
 
     def __init__(self, setup, *, smtp=None, submission=None, submissions=None,
-                 mynetworks="127.0.0.1/32", chroot=True, postscreen=False, weak=False):
-        super().__init__(setup, {"smtp": smtp, "submission": submission, "submissions": submissions})
+                 mynetworks="127.0.0.1/32", chroot=True, postscreen=False, weak=False, shim=True,
+                 main_cf="", submission_options=None):
+        super().__init__(setup, {"smtp": smtp, "submission": submission, "submissions": submissions}, shim)
+        self.main_cf, self.submission_options = main_cf, submission_options
         self.confdir = os.path.join(self.dir, "conf")
         self.spool = self.spool_dir(setup)
         self.data = os.path.join(self.dir, "data")
@@ -750,6 +777,8 @@ class Postfix(Instance):
                 cert=cert, key=key, weak=POSTFIX_WEAK if weak else "",
                 domain=MAIL_DOMAIN, mynetworks=mynetworks, mailroot=self.mailroot,
                 address=ADDRESS, user=USER, uid=MAIL_UID))
+            if self.main_cf:
+                f.write("\n# this test's own settings\n" + self.main_cf)
         services = ""
         for role in ("smtp", "submission", "submissions"):
             if role not in self.ports:
@@ -760,6 +789,8 @@ class Postfix(Instance):
             services += "%d inet n - %s - - smtpd\n  -o syslog_name=postfix/%s\n" % (
                 self.ports[role], chroot, role)
             options = POSTFIX_WEAK_SUBMISSION if weak and role == "submission" else POSTFIX_SERVICE_OPTIONS[role]
+            if role == "submission" and self.submission_options is not None:
+                options = self.submission_options
             services += "".join("  -o %s\n" % o for o in options)
         with open(os.path.join(self.confdir, "master.cf"), "w") as f:
             f.write(services + POSTFIX_MASTER_TAIL)
