@@ -46,6 +46,7 @@
 #include <strings.h>
 
 #include "filter.h"
+#include "bytes.h"
 #include "filter_int.h"
 #include "replies.h"
 
@@ -65,24 +66,6 @@
 			abort(); \
 		} \
 	} while (0)
-
-/* a growing byte string */
-struct bytes {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		b->cap = (b->len + n) * 2 + 64;
-		b->p = realloc(b->p, b->cap);
-		CHECK(b->p != NULL);
-	}
-	if (n > 0)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
 
 /* one run of the session */
 struct run {

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "tlsrec.h"
+#include "bytes.h"
 
 #define CHECK(cond) \
 	do { \
@@ -49,24 +50,6 @@
 			abort(); \
 		} \
 	} while (0)
-
-/* a growing byte string */
-struct bytes {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		b->cap = (b->len + n) * 2 + 64;
-		b->p = realloc(b->p, b->cap);
-		CHECK(b->p != NULL);
-	}
-	if (n > 0)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
 
 static void add_u64(struct bytes *b, uint64_t v)
 {

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "filter.h"
+#include "bytes.h"
 #include "replies.h"
 
 /* --- the table ---------------------------------------------------------------- */
@@ -864,25 +865,6 @@ static const struct row rows[] = {
 
 /* --- running a row ------------------------------------------------------------- */
 
-/* a growing byte string for what a step produced */
-struct bytes {
-	char *p;
-	size_t len, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		ck_assert_ptr_nonnull(b->p);
-	}
-	if (n > 0)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 struct result {
 	struct bytes ts, tc, ev;
 	unsigned flags;
@@ -900,13 +882,13 @@ static void add_event(struct result *r, const struct tp_filter_event *e)
 	char *last;
 
 	if (e->bytes > 0 && r->ev.len > 0) {
-		last = strrchr(r->ev.p, ' ');
-		last = last != NULL ? last + 1 : r->ev.p;
+		last = strrchr(bytes_str(&r->ev), ' ');
+		last = last != NULL ? last + 1 : bytes_str(&r->ev);
 		snprintf(tok, sizeof(tok), "%s/%s/", e->action, e->reason ? e->reason : "");
 		if (strncmp(last, tok, strlen(tok)) == 0) {
 			size_t sum = strtoul(last + strlen(tok), NULL, 10) + e->bytes;
 
-			r->ev.len = (size_t)(last - r->ev.p);
+			r->ev.len = (size_t)(last - bytes_str(&r->ev));
 			snprintf(tok, sizeof(tok), "%s/%s/%zu", e->action, e->reason, sum);
 			bytes_add(&r->ev, tok, strlen(tok));
 			return;
@@ -1010,8 +992,8 @@ static void run_step(const struct row *row, size_t i, struct tp_filter *f, int b
 	ck_assert_msg(r.flags == s->flags, "%s, step %zu: flags %#x, want %#x", row->name, i + 1,
 		      r.flags, s->flags);
 	if (!bytewise || count_words(s->events) < TP_FILTER_MAX_EVENTS)
-		ck_assert_msg(strcmp(r.ev.p, s->events) == 0, "%s, step %zu: events \"%s\", want \"%s\"",
-			      row->name, i + 1, r.ev.p, s->events);
+		ck_assert_msg(strcmp(bytes_str(&r.ev), s->events) == 0, "%s, step %zu: events \"%s\", want \"%s\"",
+			      row->name, i + 1, bytes_str(&r.ev), s->events);
 	free(r.ts.p);
 	free(r.tc.p);
 	free(r.ev.p);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "tlsrec.h"
+#include "bytes.h"
 
 /* --- the captures: tests/unit/tlsrec_capture.py, Python 3.11, OpenSSL 3.0 ------- */
 
@@ -719,25 +720,6 @@ static const struct row rows[] = {
 			abort(); \
 		} \
 	} while (0)
-
-/* a growing byte string, NUL-terminated for the text ones */
-struct bytes {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static void bytes_add(struct bytes *b, const void *p, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		NEED(b->p != NULL);
-	}
-	if (n > 0)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
 
 static void bytes_addf(struct bytes *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
