@@ -110,20 +110,19 @@ static char *slurp(const char *dir, const char *name, size_t *len_r)
  */
 static int tell_daemon(const char *name, unsigned *gen_r)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	struct tp_control msg = { TP_CONTROL_MAGIC, 1, TP_CONTROL_RELOAD, 0 };
 	struct tp_control_reply r;
-	size_t len = strlen(name);
+	unsigned len;
 	struct pollfd pfd;
 	int s;
 
-	if (name[0] != '@' || len < 2 || len > sizeof(sa.sun_path))
+	if (tp_relay_sockaddr(name, &sa, &len) < 0)
 		return 1;
-	memcpy(sa.sun_path + 1, name + 1, len - 1);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -1;
-	if (connect(s, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0) {
+	if (connect(s, (struct sockaddr *)&sa, (socklen_t)len) < 0) {
 		close(s);
 		return 1;
 	}

@@ -54,17 +54,16 @@ struct status {
 /* relay_up - can we connect to tlspolicyd's abstract socket? */
 static int relay_up(const char *name)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t len = strlen(name);
+	struct sockaddr_un sa;
+	unsigned len;
 	int fd, ok;
 
-	if (len < 2 || len > sizeof(sa.sun_path) || name[0] != '@')
+	if (tp_relay_sockaddr(name, &sa, &len) < 0)
 		return 0;
-	memcpy(sa.sun_path + 1, name + 1, len - 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	ok = connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == 0;
+	ok = connect(fd, (struct sockaddr *)&sa, (socklen_t)len) == 0;
 	close(fd);
 	return ok;
 }

@@ -449,12 +449,8 @@ static void inspect_server(struct conn *c, const uint8_t *p, size_t n)
 				continue;
 			}
 			{
-				size_t nsuites;
-				const struct tp_suite *all = tp_suites(&nsuites), *s = NULL;
+				const struct tp_suite *s = tp_suite_by_id(h->suite);
 
-				for (size_t i = 0; i < nsuites && s == NULL; i++)
-					if (all[i].id == h->suite)
-						s = &all[i];
 				snprintf(extra, sizeof(extra), "version=%s suite=%s tls_by=daemon",
 					 tp_wire_version_name(h->version, vbuf, sizeof(vbuf)),
 					 s != NULL ? s->name : "unknown");

@@ -215,14 +215,13 @@ static void load_real(void)
 /* relay_address - the abstract socket tlspolicyd listens on */
 static int relay_address(const char *name)
 {
-	size_t len = strlen(name);
+	struct sockaddr_un sa;
+	unsigned len;
 
-	if (name[0] != '@' || len < 2 || len > sizeof(shim.relay.sun_path))
+	if (tp_relay_sockaddr(name, &sa, &len) < 0)
 		return -1;
-	memset(&shim.relay, 0, sizeof(shim.relay));
-	shim.relay.sun_family = AF_UNIX;
-	memcpy(shim.relay.sun_path + 1, name + 1, len - 1);
-	shim.relay_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	shim.relay = sa;
+	shim.relay_len = (socklen_t)len;
 	return 0;
 }
 

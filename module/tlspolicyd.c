@@ -188,14 +188,18 @@ static int allowed(uid_t uid)
 
 static int listen_relay(const char *name)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t len = strlen(name);
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun;
+	unsigned len;
+	int s;
 
+	if (tp_relay_sockaddr(name, &sun, &len) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -1;
-	memcpy(sun.sun_path + 1, name + 1, len - 1);	/* "@name": abstract */
-	if (bind(s, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0 ||
+	if (bind(s, (struct sockaddr *)&sun, (socklen_t)len) < 0 ||
 	    listen(s, 128) < 0) {
 		int e = errno;
 

@@ -313,6 +313,17 @@ const struct tp_suite *tp_suites(size_t *n)
 	return suite_count ? suite_table : NULL;
 }
 
+const struct tp_suite *tp_suite_by_id(unsigned id)
+{
+	size_t n;
+	const struct tp_suite *all = tp_suites(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (all[i].id == id)
+			return &all[i];
+	return NULL;
+}
+
 const struct tp_suite *tp_suite_lookup(const char *name)
 {
 	size_t n;

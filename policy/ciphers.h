@@ -79,6 +79,9 @@ const struct tp_suite *tp_suites(size_t *n);
 /* tp_suite_lookup - by wolfSSL or IANA name, case-insensitive; NULL if unknown */
 const struct tp_suite *tp_suite_lookup(const char *name);
 
+/* tp_suite_by_id - by its two-byte code on the wire; NULL if this wolfSSL has none */
+const struct tp_suite *tp_suite_by_id(unsigned id);
+
 struct tp_cipher_class {
 	const char *name;	/* as written in ban_ciphers: "3DES", "aNULL" */
 	unsigned bit;

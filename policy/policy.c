@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "certcheck.h"
@@ -79,6 +82,21 @@ const char *tp_tls_mode_name(enum tp_tls_mode m)
 	return tp_keys[TP_KEY_TLS].values[m].word;
 }
 
+/* --- the relay socket --------------------------------------------------------- */
+
+int tp_relay_sockaddr(const char *name, struct sockaddr_un *sa, unsigned *len_r)
+{
+	size_t len = strlen(name);
+
+	if (name[0] != '@' || len < 2 || len > sizeof(sa->sun_path))
+		return -1;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path + 1, name + 1, len - 1);	/* "@name": abstract */
+	*len_r = (unsigned)(offsetof(struct sockaddr_un, sun_path) + len);
+	return 0;
+}
+
 /* --- the published policy ---------------------------------------------------- */
 
 const char *tp_policy_rundir(void)
@@ -129,17 +147,6 @@ static enum tp_version wire_version(unsigned version)
 	return version > 0x0304 ? TP_TLS13 : (enum tp_version)(TP_TLS10 + (version - 0x0301));
 }
 
-static const struct tp_suite *suite_by_id(unsigned id)
-{
-	size_t n;
-	const struct tp_suite *all = tp_suites(&n);
-
-	for (size_t i = 0; i < n; i++)
-		if (all[i].id == id)
-			return &all[i];
-	return NULL;
-}
-
 /* class_names - the banned classes a suite is in, "3DES,SHA1" */
 static void class_names(unsigned bits, char *buf, size_t size)
 {
@@ -155,7 +162,7 @@ static void class_names(unsigned bits, char *buf, size_t size)
 int tp_rule_check_session(const struct tp_rule *r, unsigned version, unsigned suite,
 			  const char **reason_r, char *detail, size_t size)
 {
-	const struct tp_suite *s = suite_by_id(suite);
+	const struct tp_suite *s = tp_suite_by_id(suite);
 	char vbuf[16], classes[128];
 
 	if (wire_version(version) < r->min_version) {

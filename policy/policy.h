@@ -99,6 +99,14 @@ const char *tp_policy_value(const struct tp_policy *p,
 /* tp_policy_relay_socket - "@tlspolicy" or the [global] relay_socket */
 const char *tp_policy_relay_socket(const struct tp_policy *p);
 
+struct sockaddr_un;
+
+/*
+ * tp_relay_sockaddr - the abstract UNIX address of a relay_socket value
+ * ("@name"), for bind or connect: 0 and *len_r, or -1 if name is not one
+ */
+int tp_relay_sockaddr(const char *name, struct sockaddr_un *sa, unsigned *len_r);
+
 const char *tp_protocol_name(enum tp_protocol p);
 const char *tp_tls_mode_name(enum tp_tls_mode m);
 
