@@ -163,6 +163,43 @@ const struct tp_key tp_keys[TP_KEY_COUNT] = {
 		"hands connections to tlspolicyd. Abstract names work inside a chroot. "
 		"Only in [global].",
 	},
+	[TP_KEY_USER] = {
+		"user", TP_TYPE_USER, TP_SCOPE_GLOBAL, "tlspolicy", NULL,
+		0, 0, NULL, NULL,
+		"the system user tlspolicyd runs as, and the only one the shims trust",
+		"The unprivileged system user tlspolicyd runs as after it has bound its "
+		"socket. The shim hands connections only to a tlspolicyd running as root "
+		"or as this user (SO_PEERCRED), because any local user could bind an "
+		"abstract socket name. tlspolicyd refuses to start if the user does not "
+		"exist. Takes effect on restart. Only in [global].",
+	},
+	[TP_KEY_MAX_CONNECTIONS] = {
+		"max_connections", TP_TYPE_COUNT, TP_SCOPE_GLOBAL, "4096", NULL,
+		1, 1048576, NULL, NULL,
+		"connections tlspolicyd relays at once, in all",
+		"The most connections tlspolicyd relays at once; a connection over it "
+		"is refused (the daemon's accept() fails with ECONNABORTED and the "
+		"client is disconnected) and logged. Only in [global].",
+	},
+	[TP_KEY_MAX_CONNECTIONS_PER_CLIENT] = {
+		"max_connections_per_client", TP_TYPE_COUNT, TP_SCOPE_GLOBAL, "50", NULL,
+		1, 1048576, NULL, NULL,
+		"connections tlspolicyd relays at once from one client address",
+		"The most connections tlspolicyd relays at once from one client IP "
+		"address, so that one address holding idle connections cannot exhaust "
+		"it for everybody (Postfix's smtpd_client_connection_count_limit plays "
+		"the same part). Only in [global].",
+	},
+	[TP_KEY_PLAINTEXT_TIMEOUT] = {
+		"plaintext_timeout", TP_TYPE_SECONDS, TP_SCOPE_ANY, "300", NULL,
+		1, 3600, NULL, NULL,
+		"seconds a client may stay silent before TLS on an opportunistic port",
+		"On a port with tls = opportunistic, where mail may flow in clear and "
+		"the plaintext phase has no overall limit, the seconds a client may stay "
+		"silent before TLS; then the connection is closed (Postfix's smtpd_timeout "
+		"is 300 s). Other modes bound the whole plaintext phase and the "
+		"handshake with handshake_timeout.",
+	},
 	[TP_KEY_PROTOCOL] = {
 		"protocol", TP_TYPE_ENUM, TP_SCOPE_PORT, NULL, "none: required",
 		0, 0, protocol_values, protocol_hints,
@@ -363,8 +400,13 @@ static int check_version(const struct tp_key *k, const char *value,
 	return -1;
 }
 
-static int check_seconds(const struct tp_key *k, const char *value,
-			 const struct tp_where *w, struct tp_diags *d)
+/*
+ * check_number - a whole number in [k->min, k->max]; what is "whole
+ * seconds" or "a whole number", unit " seconds" or ""
+ */
+static int check_number(const struct tp_key *k, const char *value,
+			const struct tp_where *w, struct tp_diags *d,
+			const char *what, const char *unit)
 {
 	char *end;
 	long v;
@@ -373,20 +415,35 @@ static int check_seconds(const struct tp_key *k, const char *value,
 	v = strtol(value, &end, 10);
 	if (value[0] == '\0' || end == value) {
 		tp_diags_add(d, TP_ERROR, w->file, w->line, w->section, k->name,
-			     value, "\"%s\" is not a number; write whole seconds between %ld and %ld, e.g. %s",
-			     value, k->min, k->max, k->def);
+			     value, "\"%s\" is not a number; write %s between %ld and %ld, e.g. %s",
+			     value, what, k->min, k->max, k->def);
 		return -1;
 	}
 	if (*end != '\0') {
 		tp_diags_add(d, TP_ERROR, w->file, w->line, w->section, k->name,
-			     value, "\"%s\" is not a plain number; write whole seconds in decimal without a unit, e.g. %s",
-			     value, k->def);
+			     value, "\"%s\" is not a plain number; write %s in decimal without a unit, e.g. %s",
+			     value, what, k->def);
 		return -1;
 	}
 	if (errno == ERANGE || v < k->min || v > k->max) {
 		tp_diags_add(d, TP_ERROR, w->file, w->line, w->section, k->name,
-			     value, "%s is out of range; use %ld to %ld seconds",
-			     value, k->min, k->max);
+			     value, "%s is out of range; use %ld to %ld%s",
+			     value, k->min, k->max, unit);
+		return -1;
+	}
+	return 0;
+}
+
+/* check_user - a portable user name (POSIX 3.437, as useradd takes it) */
+static int check_user(const struct tp_key *k, const char *value,
+		      const struct tp_where *w, struct tp_diags *d)
+{
+	size_t len = strlen(value);
+
+	if (len == 0 || len > 32 || value[0] == '-' ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len) {
+		bad_value(k, w, d, value,
+			  "not a user name; write the name of a system user (letters, digits, \".\", \"_\", \"-\"; at most 32), e.g. tlspolicy");
 		return -1;
 	}
 	return 0;
@@ -544,7 +601,11 @@ int tp_key_check(const struct tp_key *k, const char *value,
 	case TP_TYPE_VERSION:
 		return check_version(k, value, w, d);
 	case TP_TYPE_SECONDS:
-		return check_seconds(k, value, w, d);
+		return check_number(k, value, w, d, "whole seconds", " seconds");
+	case TP_TYPE_COUNT:
+		return check_number(k, value, w, d, "a whole number", "");
+	case TP_TYPE_USER:
+		return check_user(k, value, w, d);
 	case TP_TYPE_PATH:
 		return check_path(k, value, w, d);
 	case TP_TYPE_CIPHERS:

@@ -23,6 +23,10 @@ enum tp_key_id {
 	TP_KEY_ENFORCE,
 	TP_KEY_HANDSHAKE_TIMEOUT,
 	TP_KEY_RELAY_SOCKET,
+	TP_KEY_USER,
+	TP_KEY_MAX_CONNECTIONS,
+	TP_KEY_MAX_CONNECTIONS_PER_CLIENT,
+	TP_KEY_PLAINTEXT_TIMEOUT,
 	TP_KEY_PROTOCOL,
 	TP_KEY_TLS,
 	TP_KEY_TLS_BY,
@@ -37,6 +41,8 @@ enum tp_key_type {
 	TP_TYPE_PATH,		/* a file; relative paths are relative to the file that names them */
 	TP_TYPE_CIPHERS,	/* cipher classes and suite names */
 	TP_TYPE_SOCKET,		/* an abstract UNIX socket name, "@name" */
+	TP_TYPE_COUNT,		/* a whole number in [min, max] */
+	TP_TYPE_USER,		/* a system user name */
 };
 
 enum tp_key_scope {
@@ -69,7 +75,7 @@ struct tp_key {
 	enum tp_key_scope scope;
 	const char *def;		/* default value; NULL: none (see def_doc) */
 	const char *def_doc;		/* the default in words, for show and man */
-	long min, max;			/* TP_TYPE_SECONDS */
+	long min, max;			/* TP_TYPE_SECONDS, TP_TYPE_COUNT */
 	const struct tp_key_value *values;	/* TP_TYPE_ENUM; NULL-terminated */
 	const struct tp_key_hint *hints;	/* NULL-terminated, may be NULL */
 	const char *help;		/* one line */

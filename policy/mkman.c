@@ -56,7 +56,7 @@ static void keys(void)
 		else
 			roff(k->def_doc ? k->def_doc : "none");
 		printf(".\n");
-		if (k->type == TP_TYPE_SECONDS)
+		if (k->type == TP_TYPE_SECONDS || k->type == TP_TYPE_COUNT)
 			printf("Range: %ld to %ld.\n", k->min, k->max);
 		for (int v = 0; k->values != NULL && k->values[v].word != NULL; v++) {
 			printf(".IP \\(bu 2\n\\fB%s\\fR: ", k->values[v].word);

@@ -881,6 +881,7 @@ static int resolve(struct tp_policy *p, struct section *s)
 	r->certificate = effective(p, s, TP_KEY_CERTIFICATE) ? effective_value(p, s, TP_KEY_CERTIFICATE) : NULL;
 	r->private_key = effective(p, s, TP_KEY_PRIVATE_KEY) ? effective_value(p, s, TP_KEY_PRIVATE_KEY) : NULL;
 	r->handshake_timeout = atoi(effective_value(p, s, TP_KEY_HANDSHAKE_TIMEOUT));
+	r->plaintext_timeout = atoi(effective_value(p, s, TP_KEY_PLAINTEXT_TIMEOUT));
 	s->rule_ok = 1;
 	return 0;
 }
@@ -1125,4 +1126,18 @@ const char *tp_policy_relay_socket(const struct tp_policy *p)
 	const char *src;
 
 	return tp_policy_value(p, NULL, TP_KEY_RELAY_SOCKET, &src);
+}
+
+const char *tp_policy_user(const struct tp_policy *p)
+{
+	const char *src;
+
+	return tp_policy_value(p, NULL, TP_KEY_USER, &src);
+}
+
+long tp_policy_count(const struct tp_policy *p, enum tp_key_id key)
+{
+	const char *src;
+
+	return strtol(tp_policy_value(p, NULL, key, &src), NULL, 10);
 }

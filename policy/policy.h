@@ -42,6 +42,7 @@ struct tp_rule {
 	const char *certificate;	/* absolute path, NULL if not set */
 	const char *private_key;	/* absolute path, NULL if not set */
 	int handshake_timeout;		/* seconds */
+	int plaintext_timeout;		/* seconds of silence before TLS (opportunistic) */
 	int refuse_alt_port;		/* tls = refuse: the port to name; 0 if none */
 };
 
@@ -98,6 +99,12 @@ const char *tp_policy_value(const struct tp_policy *p,
 
 /* tp_policy_relay_socket - "@tlspolicy" or the [global] relay_socket */
 const char *tp_policy_relay_socket(const struct tp_policy *p);
+
+/* tp_policy_user - "tlspolicy" or the [global] user tlspolicyd runs as */
+const char *tp_policy_user(const struct tp_policy *p);
+
+/* tp_policy_count - a [global] TP_TYPE_COUNT key's value (max_connections, ...) */
+long tp_policy_count(const struct tp_policy *p, enum tp_key_id key);
 
 struct sockaddr_un;
 

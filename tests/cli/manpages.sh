@@ -3,8 +3,7 @@
 #
 # (a) tlspolicy.conf(5) has an entry for every key of the shipped policy
 #     and for every key `tlspolicyctl show` prints, and no other;
-# (b) its keys are those of DESIGN.md's policy example (when shared/ is
-#     beside the source tree, as in CI);
+# (b) its keys are those of doc/design.md's policy example;
 # (c) tlspolicyctl(8) names every verb and every long option the CLI's
 #     --help texts list;
 # (d) both pages format without a groff warning.
@@ -19,7 +18,7 @@
 conf5=$top_builddir/doc/tlspolicy.conf.5
 man8=$top_srcdir/doc/tlspolicyctl.8
 shipped=$top_srcdir/policy/tlspolicy.conf
-design=$top_srcdir/../shared/DESIGN.md
+design=$top_srcdir/doc/design.md
 
 # plain - roff source on stdin, with the escapes that hide plain text removed
 plain() {
@@ -93,7 +92,7 @@ fi
 
 # --- (b) the keys of DESIGN.md's policy example --------------------------
 if ! [ -r "$design" ]; then
-	echo "SKIP: $design not found (shared/ is beside the source tree only in a checkout): DESIGN.md keys not compared"
+	fail "$design not found: design.md keys not compared"
 elif [ -s "$conf5" ]; then
 	# the first ```ini block after the "## The policy" heading
 	awk '

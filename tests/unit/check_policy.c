@@ -584,12 +584,12 @@ static void keys_in_text(const char *text, char *out, size_t len)
 
 START_TEST(test_documented_keys)
 {
-	/* DESIGN.md's policy example and the table name the same keys */
+	/* doc/design.md's policy example and the table name the same keys */
 	const char *src = getenv("TESTS_SRC");
 	char path[4096], keys[4096] = "";
 	char *design, *block, *end;
 
-	snprintf(path, sizeof(path), "%s/../../shared/DESIGN.md", src ? src : "tests");
+	snprintf(path, sizeof(path), "%s/../doc/design.md", src ? src : "tests");
 	design = slurp(path);
 	if (design == NULL) {
 		fprintf(stderr, "note: %s not found; DESIGN.md comparison not run\n", path);
@@ -605,11 +605,11 @@ START_TEST(test_documented_keys)
 		char word[80];
 
 		snprintf(word, sizeof(word), " %s ", tp_keys[i].name);
-		ck_assert_msg(strstr(keys, word) != NULL, "key %s is not in DESIGN.md (%s)",
+		ck_assert_msg(strstr(keys, word) != NULL, "key %s is not in doc/design.md (%s)",
 			      tp_keys[i].name, keys);
 	}
 	for (char *sp = NULL, *t = strtok_r(keys, " ", &sp); t; t = strtok_r(NULL, " ", &sp))
-		ck_assert_msg(tp_key_lookup(t) != NULL, "DESIGN.md documents %s, the table lacks it", t);
+		ck_assert_msg(tp_key_lookup(t) != NULL, "doc/design.md documents %s, the table lacks it", t);
 	free(design);
 }
 END_TEST
