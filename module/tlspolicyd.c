@@ -32,6 +32,7 @@
 #include "handoff.h"
 #include "policy.h"
 #include "relay.h"
+#include "tlsctx.h"
 #include "tplog.h"
 #include "util.h"
 
@@ -64,8 +65,6 @@ struct gen {
 	WOLFSSL_CTX **ctx;
 };
 
-static void free_contexts(WOLFSSL_CTX **ctx, size_t n);
-
 static void gen_release(void *arg)
 {
 	struct gen *g = arg;
@@ -73,7 +72,7 @@ static void gen_release(void *arg)
 	if (atomic_fetch_sub(&g->refs, 1) != 1)
 		return;
 	tp_log(LOG_INFO, "action=free generation=%u note=\"its last connection ended\"", g->number);
-	free_contexts(g->ctx, tp_policy_rule_count(g->policy));
+	tp_tlsctx_free_all(&g->ctx, tp_policy_rule_count(g->policy));
 	tp_policy_free(&g->policy);
 	free(g);
 }
@@ -84,89 +83,6 @@ static void on_signal(int sig)
 		reloading = 1;
 	else
 		stopping = 1;
-}
-
-static int wolf_version(enum tp_version v)
-{
-	switch (v) {
-	case TP_TLS10: return WOLFSSL_TLSV1;
-	case TP_TLS11: return WOLFSSL_TLSV1_1;
-	case TP_TLS12: return WOLFSSL_TLSV1_2;
-	default: return WOLFSSL_TLSV1_3;
-	}
-}
-
-/*
- * audit_suites - enforce = audit: every suite this wolfSSL has, the
- * rule's own first, so that a client the rule would refuse still gets
- * through and is logged (relay.c checks the session against the rule)
- */
-static void audit_suites(const struct tp_rule *r, char *list, size_t size)
-{
-	size_t n, len = (size_t)snprintf(list, size, "%s%s%s", r->tls13_suites,
-					 r->tls13_suites[0] && r->tls12_suites[0] ? ":" : "",
-					 r->tls12_suites);
-	const struct tp_suite *all = tp_suites(&n);
-
-	for (size_t i = 0; i < n && len < size; i++)
-		if (!tp_list_has(list, all[i].name, ':'))
-			len += (size_t)snprintf(list + len, size - len, "%s%s", len ? ":" : "", all[i].name);
-}
-
-/* make_ctx - a wolfSSL server context with the rule's floor and suites */
-static WOLFSSL_CTX *make_ctx(const struct tp_rule *r)
-{
-	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
-	char list[16384];
-	int audit = r->enforce == TP_ENFORCE_AUDIT;
-
-	if (ctx == NULL)
-		return NULL;
-	if (audit)
-		audit_suites(r, list, sizeof(list));
-	else
-		snprintf(list, sizeof(list), "%s%s%s", r->tls13_suites,
-			 r->tls13_suites[0] && r->tls12_suites[0] ? ":" : "", r->tls12_suites);
-	if (wolfSSL_CTX_SetMinVersion(ctx, audit ? WOLFSSL_TLSV1_1 : wolf_version(r->min_version)) != WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_use_certificate_chain_file(ctx, r->certificate) != WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_use_PrivateKey_file(ctx, r->private_key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
-		tp_log(LOG_ERR, "action=start-failed reason=tls-context port=%d", r->port);
-		wolfSSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-static void free_contexts(WOLFSSL_CTX **ctx, size_t n)
-{
-	for (size_t i = 0; ctx != NULL && i < n; i++)
-		if (ctx[i] != NULL)
-			wolfSSL_CTX_free(ctx[i]);
-	free(ctx);
-}
-
-/* make_contexts - one wolfSSL context per rule where TLS is done here */
-static WOLFSSL_CTX **make_contexts(const struct tp_policy *p)
-{
-	size_t n = tp_policy_rule_count(p);
-	WOLFSSL_CTX **ctx = calloc(n ? n : 1, sizeof(*ctx));
-
-	if (ctx == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const struct tp_rule *r = tp_policy_rule(p, i);
-
-		if (r->tls_by != TP_BY_MODULE || r->tls == TP_TLS_REFUSE)
-			continue;
-		ctx[i] = make_ctx(r);
-		if (ctx[i] == NULL) {
-			free_contexts(ctx, n);
-			return NULL;
-		}
-	}
-	return ctx;
 }
 
 static void allow_user(const char *name)
@@ -380,6 +296,8 @@ static int load(const char *path, struct tp_policy **p_r, WOLFSSL_CTX ***ctx_r)
 {
 	struct tp_diags *dg = tp_diags_new();
 	struct tp_policy *p = tp_policy_load(path, TP_LOAD_CHECK_FILES, dg);
+	char error[512];
+	size_t bad = 0;
 
 	for (size_t i = 0; dg != NULL && i < tp_diags_len(dg); i++) {
 		char *line = tp_diag_format(tp_diags_get(dg, i));
@@ -390,8 +308,10 @@ static int load(const char *path, struct tp_policy **p_r, WOLFSSL_CTX ***ctx_r)
 	tp_diags_free(&dg);
 	if (p == NULL)
 		return -1;
-	*ctx_r = make_contexts(p);
+	*ctx_r = tp_tlsctx_new_all(p, &bad, error, sizeof(error));
 	if (*ctx_r == NULL) {
+		tp_log(LOG_ERR, "action=load-failed reason=tls-context port=%d section=\"%s\" error=\"%s\"",
+		       tp_policy_rule(p, bad)->port, tp_policy_rule(p, bad)->section, error);
 		tp_policy_free(&p);
 		return -1;
 	}
