@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <poll.h>
@@ -142,6 +143,42 @@ static void drop_privileges(void)
 		tp_log(LOG_ERR, "action=start-failed reason=setuid error=\"%s\"", strerror(errno));
 		exit(1);
 	}
+}
+
+/*
+ * record_serving - write the run directory's TP_DAEMON_RECORD (policy.h):
+ * the relay socket this tlspolicyd listens on, its user and its pid.
+ * relay_socket and user take effect on restart only, so tlspolicyctl
+ * reload must talk to this name whatever the policy files say by then,
+ * and never publish another.  Called as root right after listen(), before
+ * the privilege drop; also gives the run directory its mode whatever our
+ * umask: the shims and our own user read it.
+ */
+static void record_serving(void)
+{
+	const char *rundir = tp_policy_rundir();
+	char path[4096], tmp[4200];
+	struct stat st;
+	int fd, ok;
+
+	if (stat(rundir, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 07777) != 0755)
+		chmod(rundir, 0755);
+	snprintf(path, sizeof(path), "%s/%s", rundir, TP_DAEMON_RECORD);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	ok = fd >= 0 && fchmod(fd, 0644) == 0 &&
+	     dprintf(fd, "# what this tlspolicyd serves (it writes this at start; tlspolicyctl reads it)\n"
+		     "pid %d\nrelay_socket %s\nuser %s\n", (int)getpid(), tp_policy_relay_socket(d.policy),
+		     tp_policy_user(d.policy)) > 0;
+	if (fd >= 0 && close(fd) < 0)
+		ok = 0;
+	if (ok && rename(tmp, path) == 0)
+		return;
+	tp_log(LOG_ERR, "action=start note=\"cannot record what this tlspolicyd serves in %s: %s; "
+	       "tlspolicyctl reload cannot then tell the relay_socket it serves from a changed one\"",
+	       path, strerror(errno));
+	if (fd >= 0)
+		unlink(tmp);
 }
 
 static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len,
@@ -321,12 +358,16 @@ static int load(const char *path, struct tp_policy **p_r, WOLFSSL_CTX ***ctx_r)
 
 /*
  * policy_path - what to load: -c FILE; else the generation published in
- * the run directory (tlspolicyctl reload), with its number in *gen_r; else
- * the default policy file (generation 0)
+ * the run directory (tlspolicyctl reload), with its number in *gen_r; else,
+ * only if nothing was published (there is no generation file), the default
+ * policy file (generation 0).  NULL, with the reason in buf, if a
+ * generation file is there but cannot be read: the policy in /etc is then
+ * not what the shims follow, and loading it would be a silent fallback.
  */
 static const char *policy_path(char *buf, size_t size, unsigned *gen_r)
 {
 	const char *rundir = tp_policy_rundir();
+	struct stat st;
 
 	*gen_r = 0;
 	if (d.path != NULL)
@@ -335,7 +376,16 @@ static const char *policy_path(char *buf, size_t size, unsigned *gen_r)
 		snprintf(buf, size, "%s/%s", rundir, TP_PUBLISHED_POLICY);
 		return buf;
 	}
-	return tp_policy_default_path();
+	snprintf(buf, size, "%s/%s", rundir, TP_PUBLISHED_GENERATION);
+	if (stat(buf, &st) < 0 && errno == ENOENT)
+		return tp_policy_default_path();
+	if (access(buf, R_OK) < 0)
+		snprintf(buf, size, "published generation %s/%s unreadable: %s", rundir,
+			 TP_PUBLISHED_GENERATION, strerror(errno));
+	else
+		snprintf(buf, size, "published generation %s/%s is not \"N SHA256\"", rundir,
+			 TP_PUBLISHED_GENERATION);
+	return NULL;
 }
 
 /*
@@ -352,6 +402,12 @@ static int reload(void)
 	unsigned gen;
 	const char *path = policy_path(buf, sizeof(buf), &gen);
 
+	if (path == NULL) {
+		free(g);
+		tp_log(LOG_ERR, "action=reload-failed reason=published-unreadable error=\"%s\" generation=%u "
+		       "note=\"the running policy stays\"", buf, d.generation);
+		return EACCES;
+	}
 	if (g == NULL || load(path, &p, &ctx) < 0) {
 		free(g);
 		tp_log(LOG_ERR, "action=reload-failed file=%s generation=%u note=\"the running policy stays\"",
@@ -397,6 +453,10 @@ int main(int argc, char **argv)
 		tp_log(LOG_WARNING, "action=start note=\"cannot create %s: %s; shims started now will not "
 		       "follow tlspolicyctl reload until restarted\"", tp_policy_rundir(), strerror(errno));
 	path = policy_path(buf, sizeof(buf), &d.generation);
+	if (path == NULL) {
+		tp_log(LOG_ERR, "action=start-failed reason=published-unreadable error=\"%s\"", buf);
+		return 1;
+	}
 	wolfSSL_Init();
 	d.cur = calloc(1, sizeof(*d.cur));
 	if (d.cur == NULL || load(path, &d.policy, &d.ctx) < 0) {
@@ -413,6 +473,7 @@ int main(int argc, char **argv)
 		       tp_policy_relay_socket(d.policy), strerror(errno));
 		return 1;
 	}
+	record_serving();
 	d.uids[d.nuids++] = 0;
 	d.uids[d.nuids++] = getuid();
 	allow_user("postfix");

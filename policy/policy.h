@@ -150,6 +150,18 @@ const char *tp_policy_rundir(void);
  */
 int tp_published_generation(const char *rundir, unsigned *gen_r, char *sha256_r);
 
+/*
+ * TP_DAEMON_RECORD, in the run directory: what the running tlspolicyd
+ * serves, written by it at start (as root, before it drops privileges),
+ * read by tlspolicyctl reload and status.  relay_socket and user take
+ * effect on restart only, so this, not the policy files, says which name
+ * reload may talk to and publish.  Lines ('#' lines are comments):
+ *   pid N                  tlspolicyd's pid (the listener's SO_PEERCRED pid)
+ *   relay_socket @NAME     the name it listens on
+ *   user NAME              the [global] user it runs as
+ */
+#define TP_DAEMON_RECORD "tlspolicyd"
+
 /* tp_wire_version_name - "TLSv1.2" for 0x0303, "SSLv3" for 0x0300, "0xXXXX" otherwise */
 const char *tp_wire_version_name(unsigned version, char *buf, size_t size);
 
