@@ -1,5 +1,6 @@
 /*
- * procnet.c - listening sockets and their processes, from /proc
+ * procnet.c - listening sockets and their processes, from /proc; who
+ * listens on the relay socket
  */
 #include "config.h"
 
@@ -7,12 +8,19 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "policy.h"
 #include "procnet.h"
 
 #define TCP_LISTEN 0x0A
@@ -205,4 +213,143 @@ ssize_t pn_holders(unsigned long inode, struct pn_holder **out, size_t *denied)
 	closedir(proc);
 	*out = v;
 	return (ssize_t)n;
+}
+
+/* --- who listens on the relay socket ------------------------------------- */
+
+int pn_relay_connect(const char *name, struct pn_peer *peer)
+{
+	struct sockaddr_un sa;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	unsigned len;
+	int s, e;
+
+	if (tp_relay_sockaddr(name, &sa, &len) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	if (connect(s, (struct sockaddr *)&sa, (socklen_t)len) < 0 ||
+	    getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		e = errno == ENOENT ? ECONNREFUSED : errno;
+		close(s);
+		errno = e;
+		return -1;
+	}
+	peer->pid = cred.pid;
+	peer->uid = cred.uid;
+	read_comm(cred.pid, peer->comm, sizeof(peer->comm));
+	return s;
+}
+
+int pn_user_trusted(const char *user, uid_t uid)
+{
+	struct passwd *pw;
+
+	if (uid == 0)
+		return 1;
+	pw = user != NULL ? getpwnam(user) : NULL;
+	return pw != NULL && pw->pw_uid == uid;
+}
+
+/* record_line - one "key value" line of the record into r; 0 or -1 */
+static int record_line(char *line, struct pn_record *r, unsigned *seen)
+{
+	char key[16], value[128], extra;
+	int n;
+
+	if (line[0] == '#' || line[0] == '\0')
+		return 0;
+	n = sscanf(line, "%15s %127s %c", key, value, &extra);
+	if (n != 2)
+		return -1;
+	if (strcmp(key, "pid") == 0) {
+		char *end;
+		long pid = strtol(value, &end, 10);
+
+		if (*end != '\0' || pid <= 0 || pid > INT32_MAX)
+			return -1;
+		r->pid = (pid_t)pid;
+		*seen |= 1;
+	} else if (strcmp(key, "relay_socket") == 0 && strlen(value) < sizeof(r->relay_socket)) {
+		struct sockaddr_un sa;
+		unsigned len;
+
+		if (tp_relay_sockaddr(value, &sa, &len) < 0)
+			return -1;
+		snprintf(r->relay_socket, sizeof(r->relay_socket), "%s", value);
+		*seen |= 2;
+	} else if (strcmp(key, "user") == 0 && strlen(value) < sizeof(r->user)) {
+		snprintf(r->user, sizeof(r->user), "%s", value);
+		*seen |= 4;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/* record_parse - the record's text; 0 if every line is good and all three are there */
+static int record_parse(char *text, struct pn_record *r, char *why, size_t size)
+{
+	unsigned seen = 0, lineno = 0;
+	char *save = NULL;
+
+	memset(r, 0, sizeof(*r));
+	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		if (record_line(l, r, &seen) < 0) {
+			snprintf(why, size, "line %u is not \"pid N\", \"relay_socket @NAME\" or \"user NAME\"",
+				 lineno);
+			return -1;
+		}
+	}
+	if (seen != 7) {
+		snprintf(why, size, "it lacks a pid, relay_socket or user line");
+		return -1;
+	}
+	return 0;
+}
+
+int pn_record_read(const char *rundir, struct pn_record *r, char *why, size_t size)
+{
+	char path[4096], text[1024];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", rundir, TP_DAEMON_RECORD);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		snprintf(why, size, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & 022) != 0) {
+		close(fd);
+		snprintf(why, size, "%s is not a regular file of root's that only root may write", path);
+		return -1;
+	}
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n < 0 || n == (ssize_t)sizeof(text) - 1) {
+		snprintf(why, size, "%s: %s", path, n < 0 ? strerror(errno) : "too long");
+		return -1;
+	}
+	text[n] = '\0';
+	if (record_parse(text, r, why, size) < 0) {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "%s", why);
+		snprintf(why, size, "%s: %s", path, detail);
+		return -1;
+	}
+	/* the tlspolicyd that wrote it is gone: it says nothing about the next one */
+	if (kill(r->pid, 0) < 0 && errno == ESRCH)
+		return 0;
+	return 1;
 }

@@ -6,10 +6,21 @@
  * certificates and keys included), written to a temp file, fsynced and
  * renamed into the run directory.  The published form is what show prints:
  * one self-contained INI file with absolute paths.  Order matters:
+ *   0. who is tlspolicyd: the name it serves comes from its record in the
+ *      run directory (procnet.h), not from the new policy, and whoever
+ *      listens there must be root or its user; an impostor gets nothing
+ *      and nothing is published; a running tlspolicyd whose relay_socket
+ *      or user the new policy changes is refused (restart only);
  *   1. the policy and its generation file, so tlspolicyd can load it;
- *   2. tlspolicyd loads it (control message); if it refuses, both files are
- *      put back as they were and nothing has changed;
+ *   2. tlspolicyd loads it (control message, on a connection whose
+ *      listener is again checked to be that same tlspolicyd); if it
+ *      refuses, both files are put back as they were and nothing has
+ *      changed;
  *   3. the ports file, which the shims follow from their next accept.
+ * Every file and the run directory get their modes explicitly, whatever
+ * the caller's umask (systemd's UMask= applies to ExecReload=): tlspolicyd
+ * runs as its own user and the shims as the mail daemons' users, and all
+ * of them must read what is published.
  * A lock in the run directory serializes concurrent reloads.
  */
 #include "config.h"
@@ -34,6 +45,11 @@
 #include "ctl.h"
 #include "handoff.h"
 #include "policy.h"
+#include "procnet.h"
+
+/* the mode of every published file and of the run directory: root writes, all read */
+#define PUBLISHED_MODE 0644
+#define RUNDIR_MODE 0755
 
 /* ctl_policy_text - the policy as published (show's INI) and its sha256 */
 int ctl_policy_text(const struct tp_policy *p, char **text_r, size_t *len_r, char sha_r[65])
@@ -68,10 +84,16 @@ static int put(const char *dir, const char *name, const char *text, size_t len)
 	if (text == NULL)
 		return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, PUBLISHED_MODE);
 	if (fd < 0)
 		return -1;
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
+	/* not the umask's: tlspolicyd and the shims run as other users */
+	if (fchmod(fd, PUBLISHED_MODE) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) < 0) {
 		unlink(tmp);
 		return -1;
 	}
@@ -104,27 +126,71 @@ static char *slurp(const char *dir, const char *name, size_t *len_r)
 	return buf;
 }
 
+/* the tlspolicyd reload may talk to */
+struct served {
+	char relay_socket[128];	/* the name it listens on */
+	char user[64];		/* the user it runs as */
+	pid_t pid;		/* from its record; 0: not recorded */
+	pid_t found;		/* the listener checked in step 0; 0: nobody listens */
+};
+
+/* impostor - say who holds the name instead of tlspolicyd */
+static void impostor(const struct served *sv, const struct pn_peer *peer, const char *what)
+{
+	fprintf(stderr, "tlspolicyctl: reload: impostor pid %d uid %u (%s) holds %s: tlspolicyd is not "
+		"running there (only root or user %s may be); %s\n", (int)peer->pid, (unsigned)peer->uid,
+		peer->comm, sv->relay_socket, sv->user, what);
+}
+
+/*
+ * is_daemon - is peer the tlspolicyd of sv: root or its user, and the
+ * process that recorded itself (if one did)?  Says why not if it is not.
+ */
+static int is_daemon(const struct served *sv, const struct pn_peer *peer, const char *what)
+{
+	if (!pn_user_trusted(sv->user, peer->uid)) {
+		impostor(sv, peer, what);
+		return 0;
+	}
+	if (sv->pid != 0 && peer->pid != sv->pid) {
+		fprintf(stderr, "tlspolicyctl: reload: pid %d uid %u (%s) listens on %s, but the tlspolicyd "
+			"that serves it recorded pid %d in %s/%s: restart tlspolicyd; %s\n",
+			(int)peer->pid, (unsigned)peer->uid, peer->comm, sv->relay_socket, (int)sv->pid,
+			tp_policy_rundir(), TP_DAEMON_RECORD, what);
+		return 0;
+	}
+	return 1;
+}
+
 /*
  * tell_daemon - ask tlspolicyd to load what was published: 0 and the
- * generation it runs, 1 if it is not running, -1 if it refused (errno)
+ * generation it runs, 1 if it is not running, -1 if it refused (errno),
+ * -2 if someone else than the tlspolicyd of step 0 listens now (said)
  */
-static int tell_daemon(const char *name, unsigned *gen_r)
+static int tell_daemon(const struct served *sv, unsigned *gen_r)
 {
-	struct sockaddr_un sa;
 	struct tp_control msg = { TP_CONTROL_MAGIC, 1, TP_CONTROL_RELOAD, 0 };
 	struct tp_control_reply r;
-	unsigned len;
+	struct pn_peer peer;
 	struct pollfd pfd;
 	int s;
 
-	if (tp_relay_sockaddr(name, &sa, &len) < 0)
+	s = pn_relay_connect(sv->relay_socket, &peer);
+	if (s < 0 && errno == ECONNREFUSED && sv->found == 0)
 		return 1;
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -1;
-	if (connect(s, (struct sockaddr *)&sa, (socklen_t)len) < 0) {
+	/* checked on the very connection the message goes over: no race */
+	if (!is_daemon(sv, &peer, "nothing sent")) {
 		close(s);
-		return 1;
+		return -2;
+	}
+	if (peer.pid != sv->found) {
+		/* one started (or restarted) meanwhile, and may have loaded either generation */
+		fprintf(stderr, "tlspolicyctl: reload: pid %d (%s) started listening on %s meanwhile: nothing "
+			"sent; run tlspolicyctl reload again\n", (int)peer.pid, peer.comm, sv->relay_socket);
+		close(s);
+		return -2;
 	}
 	pfd = (struct pollfd){ s, POLLIN, 0 };
 	if (send(s, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg) ||
@@ -171,8 +237,8 @@ static void restore(const char *rundir, const struct saved *s)
 	put(rundir, TP_PUBLISHED_GENERATION, s->generation, s->generation_len);
 }
 
-/* publish - steps 1 to 3 of the header; the lock is held */
-static int publish(const char *rundir, const struct tp_policy *p, const char *path)
+/* publish - steps 1 to 3 of the header; the lock is held and step 0 done */
+static int publish(const char *rundir, const struct tp_policy *p, const char *path, const struct served *sv)
 {
 	struct saved old = { 0 };
 	char sha[65], genline[100], *text = NULL, *file = NULL, *ports = NULL;
@@ -200,7 +266,12 @@ static int publish(const char *rundir, const struct tp_policy *p, const char *pa
 		restore(rundir, &old);
 		goto out;
 	}
-	told = tell_daemon(tp_policy_relay_socket(p), &running);
+	told = tell_daemon(sv, &running);
+	if (told == -2) {
+		fprintf(stderr, "tlspolicyctl: reload: nothing changed, generation %u stays\n", cur);
+		restore(rundir, &old);
+		goto out;
+	}
 	if (told < 0 || (told == 0 && running != gen)) {
 		fprintf(stderr, "tlspolicyctl: reload: tlspolicyd did not take generation %u (%s); "
 			"its log says why; nothing changed, generation %u stays\n",
@@ -213,9 +284,12 @@ static int publish(const char *rundir, const struct tp_policy *p, const char *pa
 			TP_PUBLISHED_PORTS, strerror(errno));
 		goto out;
 	}
-	if (told == 1)
+	if (told == 1 && strcmp(sv->relay_socket, tp_policy_relay_socket(p)) != 0)
+		printf("generation %u (tlspolicyd is not running on %s; it loads this generation, on %s, "
+		       "when it starts)\n", gen, sv->relay_socket, tp_policy_relay_socket(p));
+	else if (told == 1)
 		printf("generation %u (tlspolicyd is not running on %s; it loads this generation when it starts)\n",
-		       gen, tp_policy_relay_socket(p));
+		       gen, sv->relay_socket);
 	else
 		printf("generation %u\n", gen);
 	rc = 0;
@@ -228,6 +302,129 @@ out:
 	return rc;
 }
 
+/* published_relay - the relay_socket line of the published ports file into out; 0 or -1 */
+static int published_relay(const char *rundir, char *out, size_t size)
+{
+	size_t len;
+	char *text = slurp(rundir, TP_PUBLISHED_PORTS, &len), *save = NULL;
+	int rc = -1;
+
+	for (char *l = text ? strtok_r(text, "\n", &save) : NULL; l != NULL && rc < 0;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(l, "relay_socket @", 14) == 0 && strlen(l + 13) < size) {
+			snprintf(out, size, "%s", l + 13);
+			rc = 0;
+		}
+	}
+	free(text);
+	return rc;
+}
+
+/*
+ * served_by - the name and user the running tlspolicyd serves: from its
+ * record.  Without one (no tlspolicyd started since the run directory was
+ * made, or one that could not write it and logged so), the name the shims
+ * follow: the published ports file's, else the new policy's.  -1 if the
+ * record is there but cannot be trusted (said).
+ */
+static int served_by(const char *rundir, const struct tp_policy *p, struct served *sv)
+{
+	struct pn_record rec;
+	char why[512];
+	int rc = pn_record_read(rundir, &rec, why, sizeof(why));
+
+	memset(sv, 0, sizeof(*sv));
+	if (rc < 0) {
+		fprintf(stderr, "tlspolicyctl: reload: cannot tell which relay socket tlspolicyd serves: %s\n", why);
+		return -1;
+	}
+	if (rc == 1) {
+		snprintf(sv->relay_socket, sizeof(sv->relay_socket), "%s", rec.relay_socket);
+		snprintf(sv->user, sizeof(sv->user), "%s", rec.user);
+		sv->pid = rec.pid;
+		return 0;
+	}
+	if (published_relay(rundir, sv->relay_socket, sizeof(sv->relay_socket)) < 0)
+		snprintf(sv->relay_socket, sizeof(sv->relay_socket), "%s", tp_policy_relay_socket(p));
+	snprintf(sv->user, sizeof(sv->user), "%s", tp_policy_user(p));
+	return 0;
+}
+
+/*
+ * find_daemon - step 0: who listens on the served name.  0 if tlspolicyd
+ * does (sv->found is its pid) or nobody does (sv->found 0), and the new
+ * policy keeps its relay_socket and user; -1 otherwise (said)
+ */
+static int find_daemon(struct served *sv, const struct tp_policy *p, unsigned cur)
+{
+	struct pn_peer peer;
+	char stays[64];
+	int s = pn_relay_connect(sv->relay_socket, &peer);
+
+	if (cur != 0)
+		snprintf(stays, sizeof(stays), "nothing published; generation %u stays", cur);
+	else
+		snprintf(stays, sizeof(stays), "nothing published");
+	if (s < 0 && errno == ECONNREFUSED)
+		return 0;	/* not running: it serves what is published when it starts */
+	if (s < 0) {
+		fprintf(stderr, "tlspolicyctl: reload: cannot connect to %s: %s; %s\n", sv->relay_socket,
+			strerror(errno), stays);
+		return -1;
+	}
+	close(s);
+	if (!is_daemon(sv, &peer, stays))
+		return -1;
+	sv->found = peer.pid;
+	if (strcmp(sv->relay_socket, tp_policy_relay_socket(p)) != 0) {
+		fprintf(stderr, "tlspolicyctl: reload: relay_socket changes from %s to %s: takes effect on "
+			"restart: restart tlspolicyd (stop it, run tlspolicyctl reload, start it); %s\n",
+			sv->relay_socket, tp_policy_relay_socket(p), stays);
+		return -1;
+	}
+	if (strcmp(sv->user, tp_policy_user(p)) != 0) {
+		fprintf(stderr, "tlspolicyctl: reload: user changes from %s to %s: takes effect on "
+			"restart: restart tlspolicyd (stop it, run tlspolicyctl reload, start it); %s\n",
+			sv->user, tp_policy_user(p), stays);
+		return -1;
+	}
+	return 0;
+}
+
+/* open_rundir - the run directory, made if need be, ours, with its mode set */
+static int open_rundir(const char *rundir)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(rundir, RUNDIR_MODE) < 0 && errno != EEXIST) {
+		fprintf(stderr, "tlspolicyctl: reload: cannot create %s: %s\n", rundir, strerror(errno));
+		return -1;
+	}
+	fd = open(rundir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "tlspolicyctl: reload: cannot open %s: %s\n", rundir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* the shims believe what is in it: nobody else may write there */
+	if (st.st_uid != geteuid()) {
+		fprintf(stderr, "tlspolicyctl: reload: %s belongs to uid %u, not to uid %u: the module trusts "
+			"what is published there; remove it or give it to root\n", rundir,
+			(unsigned)st.st_uid, (unsigned)geteuid());
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 07777) != RUNDIR_MODE && fchmod(fd, RUNDIR_MODE) < 0) {
+		fprintf(stderr, "tlspolicyctl: reload: cannot chmod %s: %s\n", rundir, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int ctl_reload(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -237,7 +434,9 @@ int ctl_reload(int argc, char **argv)
 	const char *path = NULL, *rundir = tp_policy_rundir();
 	char lockpath[4096];
 	struct tp_policy *p;
-	int c, lock, rc;
+	struct served sv;
+	unsigned cur = 0;
+	int c, lock, rc = 1;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
@@ -250,20 +449,16 @@ int ctl_reload(int argc, char **argv)
 		return ctl_usage("reload");
 	if (path == NULL)
 		path = tp_policy_default_path();
-	if (mkdir(rundir, 0755) < 0 && errno != EEXIST) {
-		fprintf(stderr, "tlspolicyctl: reload: cannot create %s: %s\n", rundir, strerror(errno));
+	if (open_rundir(rundir) < 0)
 		return 1;
-	}
 	snprintf(lockpath, sizeof(lockpath), "%s/lock", rundir);
-	lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	lock = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX) < 0) {
 		fprintf(stderr, "tlspolicyctl: reload: cannot lock %s: %s\n", lockpath, strerror(errno));
 		return 1;
 	}
 	p = ctl_load(path, TP_LOAD_CHECK_FILES);
 	if (p == NULL) {
-		unsigned cur = 0;
-
 		if (tp_published_generation(rundir, &cur, NULL) == 0)
 			fprintf(stderr, "tlspolicyctl: reload: nothing published; generation %u stays\n", cur);
 		else
@@ -271,7 +466,9 @@ int ctl_reload(int argc, char **argv)
 		close(lock);
 		return 1;
 	}
-	rc = publish(rundir, p, path) == 0 ? 0 : 1;
+	tp_published_generation(rundir, &cur, NULL);
+	if (served_by(rundir, p, &sv) == 0 && find_daemon(&sv, p, cur) == 0)
+		rc = publish(rundir, p, path, &sv) == 0 ? 0 : 1;
 	tp_policy_free(&p);
 	close(lock);	/* releases the lock */
 	return rc;

@@ -7,7 +7,10 @@
  * process without the shim is UNPROTECTED: its connections never reach
  * tlspolicyd.  Also: whether tlspolicyd listens on the relay socket
  * (without it every managed connection is refused), and the published
- * generation in the run directory.
+ * generation in the run directory.  "Listens" means what the shims check
+ * (procnet.h): the listener is root or the policy's user; anyone else who
+ * holds the name is an impostor, reported as such, and tlspolicyd is not
+ * running there.
  */
 #include "config.h"
 
@@ -37,12 +40,18 @@ struct port_status {
 	char addrs[256];	/* the listening addresses, space-separated */
 };
 
+enum listener { LS_NOBODY, LS_DAEMON, LS_IMPOSTOR };
+
 struct status {
 	const struct tp_policy *policy;
 	const char *path;
 	char generation[32];	/* "" when nothing was published */
 	int differs;		/* the policy files say something else than the published one */
 	const char *rundir;
+	enum listener listener;	/* who is on the relay socket */
+	struct pn_peer peer;	/* who, unless LS_NOBODY */
+	struct pn_record record;	/* what tlspolicyd recorded it serves */
+	int recorded;		/* 1: record is its, and it is alive */
 	int daemon_running;
 	struct pn_holder *daemon;
 	size_t ndaemon;
@@ -51,21 +60,27 @@ struct status {
 	size_t unreadable;	/* processes whose descriptors we could not read */
 };
 
-/* relay_up - can we connect to tlspolicyd's abstract socket? */
-static int relay_up(const char *name)
+/*
+ * identify - who listens on the policy's relay socket: tlspolicyd (root,
+ * the policy's user, or the user the running tlspolicyd recorded for that
+ * name), an impostor, or nobody
+ */
+static void identify(struct status *s)
 {
-	struct sockaddr_un sa;
-	unsigned len;
-	int fd, ok;
+	const char *name = tp_policy_relay_socket(s->policy);
+	char why[512];
+	int fd;
 
-	if (tp_relay_sockaddr(name, &sa, &len) < 0)
-		return 0;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	ok = connect(fd, (struct sockaddr *)&sa, (socklen_t)len) == 0;
+	s->recorded = pn_record_read(s->rundir, &s->record, why, sizeof(why)) == 1;
+	fd = pn_relay_connect(name, &s->peer);
+	if (fd < 0) {
+		s->listener = LS_NOBODY;
+		return;
+	}
 	close(fd);
-	return ok;
+	s->listener = pn_user_trusted(tp_policy_user(s->policy), s->peer.uid) ||
+		      (s->recorded && strcmp(s->record.relay_socket, name) == 0 &&
+		       pn_user_trusted(s->record.user, s->peer.uid)) ? LS_DAEMON : LS_IMPOSTOR;
 }
 
 static void read_generation(struct status *s)
@@ -174,8 +189,9 @@ static int collect(struct status *s)
 		ps->state = judge(ps, listening);
 	}
 	free(l);
-	s->daemon_running = relay_up(tp_policy_relay_socket(s->policy));
-	relay = pn_unix_listener(tp_policy_relay_socket(s->policy));
+	identify(s);
+	s->daemon_running = s->listener == LS_DAEMON;
+	relay = s->daemon_running ? pn_unix_listener(tp_policy_relay_socket(s->policy)) : 0;
 	if (relay != 0) {
 		ssize_t n = pn_holders(relay, &s->daemon, &denied);
 
@@ -211,6 +227,27 @@ static void print_holders(const struct port_status *ps)
 		       ps->holders[i].shim < 0 ? " (unreadable)" : "");
 }
 
+/* print_daemon - the tlspolicyd line, and what it serves if the policy files changed that */
+static void print_daemon(const struct status *s)
+{
+	const char *name = tp_policy_relay_socket(s->policy);
+
+	if (s->listener == LS_IMPOSTOR)
+		printf("tlspolicyd: NOT RUNNING: impostor pid %d uid %u (%s) holds %s: tlspolicyd is not "
+		       "running there\n", (int)s->peer.pid, (unsigned)s->peer.uid, s->peer.comm, name);
+	else {
+		printf("tlspolicyd: %s", s->daemon_running ? "running" : "NOT RUNNING");
+		for (size_t i = 0; i < s->ndaemon; i++)
+			printf("%s%d", i ? "," : " (pid ", (int)s->daemon[i].pid);
+		printf("%s on %s\n", s->ndaemon ? ")" : "", name);
+	}
+	if (s->recorded && (strcmp(s->record.relay_socket, name) != 0 ||
+			    strcmp(s->record.user, tp_policy_user(s->policy)) != 0))
+		printf("            pid %d recorded it serves %s as user %s; the policy files say %s as user %s:\n"
+		       "            that takes effect on restart\n", (int)s->record.pid, s->record.relay_socket,
+		       s->record.user, name, tp_policy_user(s->policy));
+}
+
 static void print_text(const struct status *s)
 {
 	char name[80];
@@ -222,10 +259,7 @@ static void print_text(const struct status *s)
 		       s->differs ? "; the policy files differ from it: run tlspolicyctl reload" : "");
 	else
 		printf("published:  nothing in %s; the module reads the policy files\n", s->rundir);
-	printf("tlspolicyd: %s", s->daemon_running ? "running" : "NOT RUNNING");
-	for (size_t i = 0; i < s->ndaemon; i++)
-		printf("%s%d", i ? "," : " (pid ", (int)s->daemon[i].pid);
-	printf("%s on %s\n", s->ndaemon ? ")" : "", tp_policy_relay_socket(s->policy));
+	print_daemon(s);
 	printf("\n%-22s %-5s %-13s %-7s %-14s %s\n", "PORT", "PROTO", "TLS", "TLS_BY", "STATE",
 	       "LISTENERS");
 	for (size_t i = 0; i < s->nports; i++) {
@@ -241,7 +275,11 @@ static void print_text(const struct status *s)
 		printf("\n");
 	}
 	printf("\n");
-	if (!s->daemon_running)
+	if (s->listener == LS_IMPOSTOR)
+		printf("pid %d is neither root nor user %s, so it is not tlspolicyd: the shims hand it\n"
+		       "nothing, and every connection to a managed port is refused. Find out who started\n"
+		       "it, stop it, and start tlspolicyd.\n", (int)s->peer.pid, tp_policy_user(s->policy));
+	else if (!s->daemon_running)
 		printf("tlspolicyd does not answer on %s: every connection to a managed port is refused.\n"
 		       "Start it (systemctl start tlspolicyd, or tlspolicyd -f to see why it stops).\n",
 		       tp_policy_relay_socket(s->policy));
@@ -270,7 +308,15 @@ static void print_json(const struct status *s)
 	printf(",\"pids\":[");
 	for (size_t i = 0; i < s->ndaemon; i++)
 		printf("%s%d", i ? "," : "", (int)s->daemon[i].pid);
-	printf("]},\"ports\":[");
+	printf("],\"impostor\":");
+	if (s->listener == LS_IMPOSTOR) {
+		printf("{\"pid\":%d,\"uid\":%u", (int)s->peer.pid, (unsigned)s->peer.uid);
+		json_kv(stdout, 1, "command", s->peer.comm);
+		printf("}");
+	} else {
+		printf("null");
+	}
+	printf("},\"ports\":[");
 	for (size_t i = 0; i < s->nports; i++) {
 		const struct port_status *ps = &s->ports[i];
 		const struct tp_rule *r = ps->rule;

@@ -63,17 +63,22 @@ const struct ctl_verb ctl_verbs[] = {
 	  "fsync, rename), tells tlspolicyd to load it, and then lets the shims follow it\n"
 	  "for their next connections; established connections keep theirs. Prints\n"
 	  "\"generation N\". If the policy is invalid or tlspolicyd refuses it, nothing\n"
-	  "changes. Concurrent reloads wait for each other.\n"
+	  "changes. It talks only to the relay socket the running tlspolicyd recorded\n"
+	  "at its start, and only if the listener there is root or the policy's user:\n"
+	  "an impostor gets nothing. relay_socket and user change on restart only (stop\n"
+	  "tlspolicyd, reload, start it). Files get mode 0644 whatever the umask.\n"
+	  "Concurrent reloads wait for each other.\n"
 	  "\n"
 	  "  -c, --config FILE  the policy file (default: $TLSPOLICY_CONF or " TP_SYSCONFDIR "/tlspolicy/tlspolicy.conf)\n"
 	  "\n"
-	  "Exit: 0 published, 1 invalid or refused (nothing changed), 2 usage.\n" },
+	  "Exit: 0 published, 1 invalid, refused or an impostor (nothing changed), 2 usage.\n" },
 	{ "status", ctl_status, "[-c FILE] [--json]",
 	  "is every managed port served with the module loaded, and tlspolicyd up?",
 	  "For every port the policy manages: the processes listening there and whether\n"
 	  "tlspolicy.so is loaded in each (from /proc). A managed port served by a process\n"
 	  "without it is UNPROTECTED: its connections bypass the policy. Also whether\n"
-	  "tlspolicyd answers on the relay socket, and the published generation in\n"
+	  "tlspolicyd answers on the relay socket (a listener that is not root or the\n"
+	  "policy's user is reported as an impostor), and the published generation in\n"
 	  "$TLSPOLICY_RUNDIR (default /run/tlspolicy). Run it as root: other users'\n"
 	  "processes cannot be read otherwise.\n"
 	  "\n"

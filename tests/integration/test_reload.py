@@ -8,46 +8,71 @@ every connection is handled by exactly one generation (its one
 "action=relay ... gen=N" line), and only generations of valid policies ever
 handle one; tlspolicyd and status end on the last valid generation.  Also:
 concurrent reloads serialize (distinct, consecutive generations).
+
+Who reload talks to (performed as `nobody`, see squat.py): an impostor on
+the relay socket gets no byte and nothing is published; a policy that
+changes relay_socket or user is refused while tlspolicyd runs, the shims
+keep the name it serves, and a squatter on the new name gets nothing.
+Under `umask 077`, a tlspolicyd running as its own user and a shimmed
+daemon running as another one still follow what reload publishes; a
+published generation tlspolicyd cannot read is never replaced by the files
+in /etc behind its back.
 """
 
 import json
 import os
+import pwd
 import re
+import shutil
+import signal
 import threading
 import time
 
 import harness
+import squat
 
 PORTS = {"sub": ("smtp", "starttls"), "smtps": ("smtp", "implicit"),
          "imaps": ("imap", "implicit"), "imap": ("imap", "starttls"),
          "pop3s": ("pop3", "implicit"), "pop3": ("pop3", "starttls")}
 
 
-def session(s, name):
+def session(s, name, source=None):
     """one full session on a port: login inside TLS, then a command, then quit"""
     proto, mode = PORTS[name]
     if proto == "smtp":
-        c = s.smtp_ssl(name) if mode == "implicit" else s.smtp(name)
+        c = s.smtp_ssl(name, source=source) if mode == "implicit" else s.smtp(name, source=source)
         if mode != "implicit":
             c.starttls()
         c.login(s.user, s.password)
         c.sendmail("a@x.test", ["b@y.test"], "Subject: reload\r\n\r\nbody\r\n")
         c.quit()
     elif proto == "imap":
-        c = s.imap_ssl(name) if mode == "implicit" else s.imap(name)
+        c = s.imap_ssl(name, source=source) if mode == "implicit" else s.imap(name, source=source)
         if mode != "implicit":
             c.starttls()
         c.login(s.user, s.password)
         c.select("INBOX")
         c.logout()
     else:
-        c = s.pop3_ssl(name) if mode == "implicit" else s.pop3(name)
+        c = s.pop3_ssl(name, source=source) if mode == "implicit" else s.pop3(name, source=source)
         if mode != "implicit":
             c.stls()
         c.user(s.user)
         c.pass_(s.password)
         c.stat()
         c.quit()
+
+
+def published(s):
+    """the run directory's published files, {name: bytes or None}"""
+    out = {}
+    for name in ("policy.conf", "generation", "ports"):
+        try:
+            with open(os.path.join(s.rundir, name), "rb") as f:
+                out[name] = f.read()
+        except FileNotFoundError:
+            out[name] = None
+    return out
 
 
 class ReloadTest(harness.TestCase):
@@ -218,3 +243,184 @@ class ReloadTest(harness.TestCase):
             r = s.raw("extra")
             r.read_until(b"220 ")
             r.close()
+
+    # --- who reload talks to, and what it may publish ------------------------
+
+    def test_reload_refuses_impostor(self):
+        # tlspolicyd stopped; nobody binds its name and waits for a reload
+        with harness.Setup({"sub": ("smtp", "starttls")}) as s:
+            self.assertEqual(s.reload(), "generation 1\n")
+            before = published(s)
+            s.stop_daemon()
+            with squat.Squatter(s, s.relay_socket) as sq:
+                s.policy_sections["global"]["handshake_timeout"] = "20"
+                s.write_policy()
+                rc, out, err = s.ctl("reload")
+                self.assertEqual((rc, out), (1, ""), err)
+                self.assertRegex(err, r"reload: impostor pid %d uid 65534 \(python3[^ )]*\) holds %s: "
+                                      r"tlspolicyd is not running there \(only root or user tlspolicy may be\); "
+                                      r"nothing published; generation 1 stays\n$"
+                                 % (sq.pid, re.escape(s.relay_socket)))
+                self.assertEqual(published(s), before)
+                seen = sq.report()
+                self.assertEqual((seen["bytes"], seen["fds"]), (0, 0), seen)
+
+    def test_reload_refuses_relay_socket_or_user_change(self):
+        # with and without a generation published before (tlspolicyd then
+        # runs the files as they were at its start: only its record knows)
+        for key, publish_first in (("relay_socket", False), ("relay_socket", True),
+                                   ("user", False), ("user", True)):
+            with self.subTest(key=key, publish_first=publish_first), \
+                    harness.Setup({"sub": ("smtp", "starttls")}, publish=publish_first) as s:
+                gen = 1 if publish_first else 0
+                before = published(s)
+                new_name = s.relay_socket + "-new"
+                old, new = {"relay_socket": (s.relay_socket, new_name), "user": ("tlspolicy", "nobody")}[key]
+                with squat.Squatter(s, new_name) as sq:
+                    s.policy_sections["global"][key] = new
+                    s.write_policy()
+                    rc, out, err = s.ctl("reload")
+                    self.assertEqual((rc, out), (1, ""), err)
+                    self.assertIn("reload: %s changes from %s to %s: takes effect on restart: restart tlspolicyd "
+                                  % (key, old, new), err)
+                    self.assertTrue(err.endswith("nothing published; generation 1 stays\n" if publish_first
+                                                 else "nothing published\n"), err)
+                    self.assertEqual(published(s), before)
+                    # the shims keep the name tlspolicyd serves: a client is still served
+                    c = s.smtp("sub")
+                    c.starttls()
+                    c.ehlo("client.test")
+                    c.quit()
+                    s.wait_log(r"port=%d client=\S+ mode=starttls action=relay tls_by=module gen=%d$"
+                               % (s.ports["sub"], gen))
+                    self.assertEqual(sq.report(), {"connections": 0, "bytes": 0, "fds": 0})
+                    self.assertNotIn("action=control", s.log)
+
+    def test_relay_socket_change_while_stopped(self):
+        # the way to change relay_socket: stop tlspolicyd, reload, start it
+        with harness.Setup({"sub": ("smtp", "starttls")}, publish=True) as s:
+            s.stop_daemon()
+            old, new = s.relay_socket, s.relay_socket + "-new"
+            s.policy_sections["global"]["relay_socket"] = new
+            s.write_policy()
+            rc, out, err = s.ctl("reload")
+            self.assertEqual((rc, out), (0, "generation 2 (tlspolicyd is not running on %s; it loads this "
+                                           "generation, on %s, when it starts)\n" % (old, new)), err)
+            s.relay_socket = new
+            s.start_daemon()
+            s.wait_log(r"action=start socket=%s ports=1 file=\S+/run/policy\.conf generation=2" % re.escape(new))
+            c = s.smtp("sub")
+            c.starttls()
+            c.quit()
+            s.wait_log(r"action=relay tls_by=module gen=2$")
+
+    # --- modes: what reload publishes is readable by whoever must read it ----
+
+    def _user(self):
+        """a system user of this test's own, removed at its end"""
+        harness.require("useradd", "userdel", "setpriv")
+        name = "tlsptest%d" % os.getpid()
+        rc, out, err = harness.run(["useradd", "--system", "--no-create-home", "--user-group",
+                                    "--shell", "/usr/sbin/nologin", name])
+        self.assertEqual(rc, 0, err)
+        self.addCleanup(harness.run, ["userdel", name])
+        return pwd.getpwnam(name)
+
+    def _spawn_as(self, s, pw, cmd, env):
+        return s._spawn(["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups"] + cmd,
+                        env, s.daemon_log_path if cmd[0] == harness.DAEMON else s.server_log_path)
+
+    def _reload_umask_077(self, s):
+        old = os.umask(0o077)
+        try:
+            return s.ctl("reload")
+        finally:
+            os.umask(old)
+
+    @staticmethod
+    def _uid_of(pid):
+        with open("/proc/%d/status" % pid) as f:
+            return int(re.search(r"(?m)^Uid:\s+(\d+)", f.read()).group(1))
+
+    def test_umask_077_other_users_follow(self):
+        me = self._user()                   # tlspolicyd's own user
+        mail = pwd.getpwnam("mail")         # a mail daemon's user tlspolicyd takes hand-offs from
+        with harness.Setup({"sub": ("smtp", "starttls")}, plain_ports={"extra": "smtp"}, server=False,
+                           policy={"global": {"user": me.pw_name}}) as s:
+            s.stop_daemon()                 # the harness's, as root: ours runs as `me` throughout
+            os.chmod(s.tmp, 0o755)
+            keys = os.path.join(s.tmp, "keys")
+            os.mkdir(keys, 0o700)
+            for src, mode in ((s.cert, 0o644), (s.key, 0o600)):
+                dst = os.path.join(keys, os.path.basename(src))
+                shutil.copy(src, dst)
+                os.chown(dst, me.pw_uid, me.pw_gid)
+                os.chmod(dst, mode)
+            os.chown(keys, me.pw_uid, me.pw_gid)
+            s.policy_sections["global"].update(certificate=os.path.join(keys, "mail.pem"),
+                                               private_key=os.path.join(keys, "mail.key"))
+            s.write_policy()
+            srv = os.path.join(s.tmp, "srv")
+            os.mkdir(srv)
+            open(s.record_path, "w").close()
+            for path in (srv, s.maildir, s.record_path):
+                os.chown(path, mail.pw_uid, mail.pw_gid)
+
+            # published under umask 077 while tlspolicyd is stopped; it starts from it
+            rc, out, err = self._reload_umask_077(s)
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(out.startswith("generation 1 (tlspolicyd is not running"), out)
+            s.daemon = self._spawn_as(s, me, [harness.DAEMON, "-f"], s.env())
+            s.wait_log(r"action=start socket=\S+ ports=1 file=%s/policy\.conf generation=1$" % re.escape(s.rundir))
+            self.assertEqual(self._uid_of(s.daemon.pid), me.pw_uid)
+
+            ready = os.path.join(srv, "ready")
+            cmd = s._server_cmd([])
+            del cmd[cmd.index("--tls-cert"):cmd.index("--tls-key") + 2]     # plaintext ports only
+            cmd += ["--ready-file", ready]
+            for name in ("sub", "extra"):
+                cmd += ["--smtp", "%d/%s" % (s.ports[name], s.server_modes[name])]
+            server = self._spawn_as(s, mail, cmd, harness.preload_env(s.env()))
+            deadline = time.monotonic() + harness.START_TIMEOUT
+            while not os.path.exists(ready):
+                self.assertIsNone(server.poll(), s.server_log)
+                self.assertLess(time.monotonic(), deadline, s.server_log)
+                time.sleep(0.05)
+            self.assertEqual(self._uid_of(server.pid), mail.pw_uid)
+            r = s.raw("extra")
+            r.read_until(b"220 ")           # not managed yet: plaintext, straight from the server
+            r.close()
+
+            # a new generation, published under umask 077: both follow it
+            s.policy_sections["port %d" % s.ports["extra"]] = {"protocol": "smtp", "tls": "implicit"}
+            s.write_policy()
+            rc, out, err = self._reload_umask_077(s)
+            self.assertEqual((rc, out), (0, "generation 2\n"), err)
+            self.assertEqual(os.stat(s.rundir).st_mode & 0o7777, 0o755)
+            for name in ("policy.conf", "generation", "ports"):
+                self.assertEqual(os.stat(os.path.join(s.rundir, name)).st_mode & 0o7777, 0o644, name)
+            c = s.smtp_ssl("extra")         # the shim hands it over, tlspolicyd does TLS for the new rule
+            c.ehlo("client.test")
+            c.quit()
+            relay = r"port=%d client=\S+ mode=implicit action=relay tls_by=module gen=2$" % s.ports["extra"]
+            s.wait_log(relay)
+
+            # a published generation tlspolicyd cannot read is never swapped for /etc's files
+            os.chmod(os.path.join(s.rundir, "generation"), 0o600)
+            s.daemon.send_signal(signal.SIGHUP)
+            s.wait_log(r"action=reload-failed reason=published-unreadable error=\"published generation "
+                       r"%s/generation unreadable: Permission denied\" generation=2 "
+                       r"note=\"the running policy stays\"" % re.escape(s.rundir))
+            c = s.smtp_ssl("extra")
+            c.quit()
+            deadline = time.monotonic() + 5
+            while len(re.findall(relay, s.log, re.M)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(len(re.findall(relay, s.log, re.M)), 2, s.log)
+            self.assertNotRegex(s.log, r"action=reload file=\S+ generation=0")
+            # and at start: it refuses, saying why
+            harness.stop_process(s.daemon)
+            s.daemon = self._spawn_as(s, me, [harness.DAEMON, "-f"], s.env())
+            self.assertNotEqual(s.daemon.wait(harness.START_TIMEOUT), 0)
+            self.assertRegex(s.log, r"action=start-failed reason=published-unreadable error=\"published "
+                                    r"generation %s/generation unreadable: Permission denied\"" % re.escape(s.rundir))

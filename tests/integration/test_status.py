@@ -1,16 +1,20 @@
-"""tlspolicyctl status against live processes: protected, UNPROTECTED, tlspolicyd down
+"""tlspolicyctl status against live processes: protected, UNPROTECTED, tlspolicyd down,
+an impostor on the relay socket
 
 The shimmed test mail server and tlspolicyd are real processes; the
 unprotected listener is this test process itself, which has no
-tlspolicy.so mapped.  Assertions are on status's exit code, its JSON and
-its text.
+tlspolicy.so mapped; the impostor is `nobody` bound to the relay socket
+while tlspolicyd is stopped.  Assertions are on status's exit code, its
+JSON and its text.
 """
 
 import json
 import os
+import re
 import socket
 
 import harness
+import squat
 
 
 def status(s, *args):
@@ -101,3 +105,29 @@ class StatusTest(harness.TestCase):
             rc, out, err = status(s)
             self.assertEqual(rc, 1)
             self.assertRegex(err, r"tlspolicy\.conf:\d+: error: \[port 2525\] protocol")
+
+    def test_impostor_on_relay_socket(self):
+        # tlspolicyd stopped (a crash, a restart): nobody binds its name
+        with harness.Setup({"sub": ("smtp", "starttls")}) as s:
+            s.stop_daemon()
+            with squat.Squatter(s, s.relay_socket) as sq:
+                rc, out, err = status(s, "--json")
+                self.assertEqual(rc, 1, out + err)
+                doc = json.loads(out)
+                self.assertFalse(doc["protected"])
+                self.assertFalse(doc["tlspolicyd"]["running"])
+                self.assertEqual(doc["tlspolicyd"]["pids"], [])
+                imp = doc["tlspolicyd"]["impostor"]
+                self.assertEqual((imp["pid"], imp["uid"]), (sq.pid, 65534), imp)
+                self.assertRegex(imp["command"], r"^python3")
+                rc, out, err = status(s)
+                self.assertEqual(rc, 1, out + err)
+                self.assertRegex(out, r"(?m)^tlspolicyd: NOT RUNNING: impostor pid %d uid 65534 \(python3[^ )]*\) "
+                                 r"holds %s: tlspolicyd is not running there$" % (sq.pid, re.escape(s.relay_socket)))
+                self.assertIn("pid %d is neither root nor user tlspolicy, so it is not tlspolicyd" % sq.pid, out)
+                self.assertEqual(sq.report()["bytes"], 0)
+            # and with the real one back: running, no impostor
+            s.start_daemon()
+            rc, out, err = status(s, "--json")
+            self.assertEqual(rc, 0, out + err)
+            self.assertIsNone(json.loads(out)["tlspolicyd"]["impostor"])
