@@ -6,8 +6,11 @@ Asserted: no session fails; each reload of a valid policy prints the next
 generation and each reload of the invalid one exits 1 and changes nothing;
 every connection is handled by exactly one generation (its one
 "action=relay ... gen=N" line), and only generations of valid policies ever
-handle one; tlspolicyd and status end on the last valid generation.  Also:
-concurrent reloads serialize (distinct, consecutive generations).
+handle one; tlspolicyd and status end on the last valid generation.  Each
+session connects from a source address of its own (127.1.x.y), so a
+client ip:port names one connection even when the kernel hands out the
+same ephemeral port again.  Also: concurrent reloads serialize (distinct,
+consecutive generations).
 
 Who reload talks to (performed as `nobody`, see squat.py): an impostor on
 the relay socket gets no byte and nothing is published; a policy that
@@ -19,6 +22,8 @@ published generation tlspolicyd cannot read is never replaced by the files
 in /etc behind its back.
 """
 
+import collections
+import itertools
 import json
 import os
 import pwd
@@ -34,6 +39,15 @@ import squat
 PORTS = {"sub": ("smtp", "starttls"), "smtps": ("smtp", "implicit"),
          "imaps": ("imap", "implicit"), "imap": ("imap", "starttls"),
          "pop3s": ("pop3", "implicit"), "pop3": ("pop3", "starttls")}
+
+
+# one source address per session, never reused within a test: 127.1.0.1, 127.1.0.2, ...
+_sources = itertools.count(1)
+
+
+def next_source():
+    n = next(_sources)
+    return "127.%d.%d.%d" % (1 + n // (255 * 255), n // 255 % 255, n % 255 + 1)
 
 
 def session(s, name, source=None):
@@ -107,13 +121,15 @@ class ReloadTest(harness.TestCase):
                 while not stop.is_set():
                     name = names[n % len(names)]
                     n += 1
+                    with lock:
+                        source = next_source()
                     try:
-                        session(s, name)
+                        session(s, name, source)
                         with lock:
-                            done.append(name)
+                            done.append((name, source))
                     except Exception as e:      # noqa: BLE001 - every failure counts
                         with lock:
-                            failures.append("%s: %r" % (name, e))
+                            failures.append("%s from %s: %r" % (name, source, e))
 
             names = list(PORTS)
             threads = [threading.Thread(target=client, args=(names[i::3],), daemon=True) for i in range(3)]
@@ -141,15 +157,21 @@ class ReloadTest(harness.TestCase):
 
             self.assertEqual(failures, [], "%d of %d sessions failed" % (len(failures), len(failures) + len(done)))
             self.assertGreater(len(done), 30, "the load was too light to mean anything")
-            self.assertEqual(set(done), set(PORTS))
+            self.assertEqual({name for name, _ in done}, set(PORTS))
 
-            # every connection: one relay line, one generation, a valid one
+            # every connection: one relay line, one generation, a valid one;
+            # a source address is one connection, so it is named exactly once
             log = s.log
-            relays = re.findall(r"(?m)^tlspolicy: port=(\d+) client=(\S+) mode=\S+ action=relay "
+            relays = re.findall(r"(?m)^tlspolicy: port=(\d+) client=(\S+):\d+ mode=\S+ action=relay "
                                 r"tls_by=\w+ gen=(\d+)$", log)
             self.assertGreaterEqual(len(relays), len(done))
-            clients = [(p, c) for p, c, _ in relays]
-            self.assertEqual(len(clients), len(set(clients)), "a connection was relayed twice")
+            per_source = collections.Counter(c for _, c, _ in relays)
+            twice = sorted(c for c, n in per_source.items() if n > 1)
+            self.assertEqual(twice, [], "a connection was relayed twice")
+            ports = {name: str(s.ports[name]) for name in PORTS}
+            relayed = {c: p for p, c, _ in relays}
+            for name, source in done:
+                self.assertEqual(relayed.get(source), ports[name], "session %s from %s: no relay line" % (name, source))
             gens = {int(g) for _, _, g in relays}
             self.assertTrue(gens <= valid_gens, gens - valid_gens)
             self.assertGreater(len(gens), 10, "connections were handled by too few generations: %s" % gens)
