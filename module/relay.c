@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "filter.h"
+#include "connlimits.h"
 #include "relay.h"
 #include <wolfssl/wolfcrypt/ecc.h>	/* after options.h, which relay.h includes */
 #include "tlsrec.h"
@@ -82,6 +83,9 @@ struct conn {
 	size_t tls_write_len;	/* length of a wolfSSL_write to repeat */
 	struct buf to_app, to_client;
 	time_t deadline, last;
+	time_t quiet_deadline;	/* opportunistic, before TLS: closed if the client is silent till then */
+	char addr[TP_LIMITS_ADDR_MAX];	/* the client's address, as counted in the limits */
+	struct tp_limits *limits;	/* where it is counted; NULL once released */
 	unsigned long long in, out;
 	char client[INET6_ADDRSTRLEN + 16];
 	unsigned generation;	/* of the policy the rule comes from */
@@ -90,6 +94,7 @@ struct conn {
 };
 
 struct tp_worker {
+	struct tp_limits *limits;
 	int ep;
 	int pipe[2];
 	volatile int stop;
@@ -199,6 +204,9 @@ static void conn_close(struct tp_worker *w, struct conn *c)
 	if (c->release != NULL)
 		c->release(c->release_arg);	/* the rule may be gone after this */
 	c->release = NULL;
+	if (c->limits != NULL)
+		tp_limits_release(c->limits, c->addr);
+	c->limits = NULL;
 	free(c->to_app.data);
 	free(c->to_client.data);
 	if (c->prev)
@@ -233,11 +241,14 @@ static void apply(struct conn *c, const struct tp_filter_out *out, int rc)
 		c->dead = 1;
 		return;
 	}
-	if (out->flags & TP_FILTER_START_TLS) {
-		c->start_tls = 1;
+	if (out->flags & (TP_FILTER_START_TLS | TP_FILTER_EXPECT_TLS)) {
+		/* the upgrade is under way: from here the handshake's limit holds */
+		c->quiet_deadline = 0;
 		if (c->deadline == 0)
 			c->deadline = time(NULL) + c->rule->handshake_timeout;
 	}
+	if (out->flags & TP_FILTER_START_TLS)
+		c->start_tls = 1;
 	if (out->flags & TP_FILTER_EXPECT_TLS)
 		c->expect_tls = 1;
 	if (rc < 0 || (out->flags & TP_FILTER_CLOSE))
@@ -347,6 +358,7 @@ static int peek_first(struct conn *c)
 			c->audit_plain = 1;
 			c->state = ST_PLAIN;
 			c->deadline = 0;
+			c->quiet_deadline = time(NULL) + c->rule->plaintext_timeout;
 			return 1;
 		}
 		conn_log(c, LOG_NOTICE, "refuse", "plaintext-on-implicit-port",
@@ -574,6 +586,8 @@ static int read_client(struct conn *c)
 	}
 	c->in += (unsigned long long)n;
 	c->last = time(NULL);
+	if (c->quiet_deadline != 0)
+		c->quiet_deadline = c->last + c->rule->plaintext_timeout;
 	memset(&out, 0, sizeof(out));
 	rc = tp_filter_client(c->filter, data, (size_t)n, &out);
 	apply(c, &out, rc);
@@ -844,13 +858,14 @@ static void conn_run(struct tp_worker *w, struct conn *c)
 
 /* --- the worker ------------------------------------------------------------ */
 
-struct tp_worker *tp_worker_new(void)
+struct tp_worker *tp_worker_new(struct tp_limits *limits)
 {
 	struct tp_worker *w = calloc(1, sizeof(*w));
 	struct epoll_event ee = { .events = EPOLLIN };
 
 	if (w == NULL)
 		return NULL;
+	w->limits = limits;
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (w->ep < 0 || pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(w);
@@ -861,6 +876,41 @@ struct tp_worker *tp_worker_new(void)
 	return w;
 }
 
+/*
+ * admit - count the connection against the limits, or refuse it (logged
+ * at most once a second: an address that opens connections in a loop must
+ * not flood the log either)
+ */
+static int admit(struct tp_worker *w, struct conn *c, const struct tp_rule *rule,
+		 const char *client)
+{
+	const char *limit;
+	long value;
+	int log;
+	unsigned long suppressed;
+
+	tp_limits_client_addr(client, c->addr);
+	if (w->limits == NULL)
+		return 0;
+	if (tp_limits_admit(w->limits, c->addr, &limit, &value, &log, &suppressed) == 0) {
+		c->limits = w->limits;
+		return 0;
+	}
+	if (log)
+		tp_log(LOG_WARNING, "port=%d client=%s mode=%s action=refuse reason=too-many-connections "
+		       "limit=%s value=%ld suppressed=%lu", rule->port, client,
+		       tp_tls_mode_name(rule->tls), limit, value, suppressed);
+	return -1;
+}
+
+static void conn_discard(struct conn *c)
+{
+	if (c->limits != NULL)
+		tp_limits_release(c->limits, c->addr);
+	tp_filter_free(&c->filter);
+	free(c);
+}
+
 int tp_worker_add(struct tp_worker *w, int tcp, int app,
 		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,
 		  const char *client, unsigned generation,
@@ -869,13 +919,21 @@ int tp_worker_add(struct tp_worker *w, int tcp, int app,
 	struct conn *c = calloc(1, sizeof(*c));
 	struct tp_filter_config fc;
 
-	if (c == NULL)
+	if (c == NULL) {
+		errno = ENOMEM;
 		return -1;
+	}
+	if (admit(w, c, rule, client) < 0) {
+		free(c);
+		errno = EBUSY;
+		return -1;
+	}
 	fc = (struct tp_filter_config){ rule->protocol, rule->tls, rule->tls_by,
 					rule->enforce == TP_ENFORCE_AUDIT, rule->refuse_alt_port };
 	c->filter = tp_filter_new(&fc);
 	if (c->filter == NULL) {
-		free(c);
+		conn_discard(c);
+		errno = ENOMEM;
 		return -1;
 	}
 	c->tcp = (struct endpoint){ c, tcp, 0 };
@@ -888,8 +946,8 @@ int tp_worker_add(struct tp_worker *w, int tcp, int app,
 	c->last = time(NULL);
 	snprintf(c->client, sizeof(c->client), "%s", client);
 	if (write(w->pipe[1], &c, sizeof(c)) != (ssize_t)sizeof(c)) {
-		tp_filter_free(&c->filter);
-		free(c);
+		conn_discard(c);
+		errno = EAGAIN;
 		return -1;
 	}
 	return 0;
@@ -928,13 +986,19 @@ static void conn_start(struct tp_worker *w, struct conn *c)
 		buf_add(&c->to_client, (const uint8_t *)"\r\n", 2);
 		c->state = ST_PLAIN;
 		c->closing = 1;
+		c->deadline = time(NULL) + c->rule->handshake_timeout;
 	} else if (c->rule->tls == TP_TLS_IMPLICIT) {
 		c->state = ST_PEEK;
 		c->deadline = time(NULL) + c->rule->handshake_timeout;
-	} else {
+	} else if (c->rule->tls == TP_TLS_STARTTLS) {
+		/* the whole plaintext phase and the handshake */
 		c->state = ST_PLAIN;
-		if (c->rule->tls == TP_TLS_STARTTLS)
-			c->deadline = time(NULL) + c->rule->handshake_timeout;
+		c->deadline = time(NULL) + c->rule->handshake_timeout;
+	} else {
+		/* opportunistic: mail may flow in clear, so no limit on the whole
+		 * phase, but on the client's silence before TLS */
+		c->state = ST_PLAIN;
+		c->quiet_deadline = time(NULL) + c->rule->plaintext_timeout;
 	}
 	conn_run(w, c);
 }
@@ -947,6 +1011,13 @@ static void check_timeouts(struct tp_worker *w)
 		next = c->next;
 		if (c->deadline && now > c->deadline && c->state != ST_TLS && c->state != ST_PASS) {
 			conn_log(c, LOG_NOTICE, "close", "handshake-timeout", NULL);
+			conn_close(w, c);
+			continue;
+		} else if (c->quiet_deadline && now > c->quiet_deadline && c->state == ST_PLAIN) {
+			char extra[48];
+
+			snprintf(extra, sizeof(extra), "plaintext_timeout=%d", c->rule->plaintext_timeout);
+			conn_log(c, LOG_NOTICE, "close", "plaintext-timeout", extra);
 			conn_close(w, c);
 			continue;
 		} else if (now - c->last > TP_RELAY_IDLE_TIMEOUT) {

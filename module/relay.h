@@ -13,14 +13,19 @@
 #include "policy.h"
 
 struct tp_worker;
+struct tp_limits;
 
 /* limits: per direction, bytes buffered before reading that side stops */
 #define TP_RELAY_BUFFER (256 * 1024)
 /* seconds a connection may be idle once the session is under way */
 #define TP_RELAY_IDLE_TIMEOUT 3600
 
-/* tp_worker_new - a worker; NULL on failure */
-struct tp_worker *tp_worker_new(void);
+/*
+ * tp_worker_new - a worker; NULL on failure.  Connections are counted in
+ * limits (shared by the workers, owned by the caller, outliving them);
+ * NULL: no limits.
+ */
+struct tp_worker *tp_worker_new(struct tp_limits *limits);
 
 /* tp_worker_run - the worker's loop (a pthread start routine) */
 void *tp_worker_run(void *worker);
@@ -35,8 +40,12 @@ void tp_worker_stop(struct tp_worker *w);
  * "ADDR:PORT" for the log; generation the published generation the rule
  * comes from (0: the files in /etc), for the log too.  The rule and ctx
  * stay valid until the worker calls release(release_arg), once, when the
- * connection ends (on the worker's thread).  Returns 0, or -1
- * (descriptors not taken, release not called).
+ * connection ends (on the worker's thread).  The connection is counted
+ * in the worker's limits from here until it ends.  Returns 0, or -1 with
+ * errno (descriptors not taken, release not called): EBUSY when a limit
+ * of the running generation is reached (max_connections,
+ * max_connections_per_client; the refusal is logged, at most once a
+ * second), ENOMEM, EAGAIN.
  */
 int tp_worker_add(struct tp_worker *w, int tcp, int app,
 		  const struct tp_rule *rule, WOLFSSL_CTX *ctx,

@@ -1,8 +1,12 @@
 /*
  * tlspolicyd - the enforcement daemon
  *
- * Loads the policy and the certificates, then (when started as root)
- * drops to the unprivileged user "tlspolicy".  Listens on the abstract
+ * Started as root, it forks its key helper (keyhelper.h), which opens the
+ * certificate and key files for it now and at every reload; loads the
+ * policy and the certificates; binds its socket; and then becomes the
+ * policy's unprivileged `user` for good, before it handles any connection
+ * (it refuses to start if there is no such user, unless told
+ * --insecure-run-as-root).  Listens on the abstract
  * UNIX socket of [global] relay_socket for connections the shim hands
  * over, checks who hands them (SO_PEERCRED), takes the client's address
  * from the TCP socket itself, and gives each connection to a worker.
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -31,6 +36,8 @@
 #include <wolfssl/ssl.h>
 
 #include "handoff.h"
+#include "keyhelper.h"
+#include "connlimits.h"
 #include "policy.h"
 #include "relay.h"
 #include "tlsctx.h"
@@ -51,6 +58,9 @@ static struct {
 	size_t nuids;
 	unsigned generation;		/* the published generation running; 0: the files in /etc */
 	const char *path;		/* -c FILE; NULL: the published policy, else the default */
+	struct tp_keyhelper *keys;	/* opens the key files; NULL when we run as root or were not */
+	struct { char name[64]; uid_t uid; gid_t gid; } user;	/* to become; name "": stay */
+	struct tp_limits *limits;	/* connections now, against the running generation's limits */
 } d;
 
 /*
@@ -127,22 +137,33 @@ static int listen_relay(const char *name)
 	return s;
 }
 
-/* drop_privileges - after the keys are loaded, run as "tlspolicy" */
-static void drop_privileges(void)
+/*
+ * drop_privileges - become pw for good, keeping its supplementary groups
+ * (initgroups: ssl-cert is how Debian lets a service read its keys), and
+ * check that root cannot be had back
+ */
+static int drop_privileges(void)
 {
-	struct passwd *pw;
+	const char *name = d.user.name;
+	uid_t uid = d.user.uid;
+	gid_t gid = d.user.gid;
 
-	if (getuid() != 0)
-		return;
-	pw = getpwnam("tlspolicy");
-	if (pw == NULL) {
-		tp_log(LOG_WARNING, "action=start note=\"no user tlspolicy: running as root\"");
-		return;
+	if (name[0] == '\0')
+		return 0;	/* --insecure-run-as-root, or started unprivileged */
+	if (initgroups(name, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+		tp_log(LOG_ERR, "action=start-failed reason=setuid user=%s error=\"%s\"", name,
+		       strerror(errno));
+		return -1;
 	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		tp_log(LOG_ERR, "action=start-failed reason=setuid error=\"%s\"", strerror(errno));
-		exit(1);
+	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 || getuid() != uid ||
+	    geteuid() != uid || getgid() != gid || getegid() != gid) {
+		tp_log(LOG_ERR, "action=start-failed reason=setuid user=%s note=\"root could be "
+		       "regained after the drop\"", name);
+		return -1;
 	}
+	tp_log(LOG_INFO, "action=start user=%s uid=%d gid=%d groups=%d", name, (int)uid, (int)gid,
+	       getgroups(0, NULL));
+	return 0;
 }
 
 /*
@@ -321,34 +342,69 @@ static void receive(int s)
 
 static int usage(FILE *f, int rc)
 {
-	fprintf(f, "usage: tlspolicyd [-f] [-c FILE]\n"
+	fprintf(f, "usage: tlspolicyd [-f] [-c FILE] [--insecure-run-as-root]\n"
 		"  -f       stay in the foreground and log to stderr\n"
-		"  -c FILE  the policy (default: $TLSPOLICY_CONF or %s/tlspolicy/tlspolicy.conf)\n",
+		"  -c FILE  the policy (default: $TLSPOLICY_CONF or %s/tlspolicy/tlspolicy.conf)\n"
+		"  --insecure-run-as-root\n"
+		"           do not become the policy's user: handle every connection as root\n",
 		TP_SYSCONFDIR);
 	return rc;
 }
 
-/* load - a policy and its contexts, all or nothing; diagnostics logged */
-static int load(const char *path, struct tp_policy **p_r, WOLFSSL_CTX ***ctx_r)
+/* log_diags - a load's diagnostics, one line each */
+static void log_diags(const struct tp_diags *dg)
 {
-	struct tp_diags *dg = tp_diags_new();
-	struct tp_policy *p = tp_policy_load(path, TP_LOAD_CHECK_FILES, dg);
-	char error[512];
-	size_t bad = 0;
-
 	for (size_t i = 0; dg != NULL && i < tp_diags_len(dg); i++) {
 		char *line = tp_diag_format(tp_diags_get(dg, i));
 
-		tp_log(tp_diags_get(dg, i)->severity == TP_ERROR ? LOG_ERR : LOG_WARNING, "%s", line);
+		tp_log(tp_diags_get(dg, i)->severity == TP_ERROR ? LOG_ERR : LOG_WARNING, "%s",
+		       line ? line : "out of memory");
 		free(line);
 	}
+}
+
+/*
+ * contexts - p's TLS contexts, from files the key helper opened (when we
+ * dropped privileges) or opened here; NULL and logged on failure
+ */
+static WOLFSSL_CTX **contexts(const struct tp_policy *p)
+{
+	struct tp_keyfiles *files = NULL;
+	struct tp_tlsctx_files via = { tp_keyfiles_open, NULL };
+	WOLFSSL_CTX **ctx;
+	enum tp_key_id key = TP_KEY_CERTIFICATE;
+	char error[512];
+	size_t bad = 0;
+
+	if (d.keys != NULL && tp_keyhelper_fetch(d.keys, p, &files, error, sizeof(error)) < 0) {
+		tp_log(LOG_ERR, "action=load-failed reason=key-helper error=\"%s\"", error);
+		return NULL;
+	}
+	via.arg = files;
+	ctx = tp_tlsctx_new_all(p, files != NULL ? &via : NULL, &bad, &key, error, sizeof(error));
+	tp_keyfiles_free(&files);
+	if (ctx == NULL)
+		tp_log(LOG_ERR, "action=load-failed reason=tls-context port=%d section=\"%s\" key=%s "
+		       "error=\"%s\"", tp_policy_rule(p, bad)->port, tp_policy_rule(p, bad)->section,
+		       tp_keys[key].name, error);
+	return ctx;
+}
+
+/*
+ * load - a policy and its contexts, all or nothing; diagnostics logged.
+ * With the key helper, the files are checked by it, as root; else here.
+ */
+static int load(const char *path, struct tp_policy **p_r, WOLFSSL_CTX ***ctx_r)
+{
+	struct tp_diags *dg = tp_diags_new();
+	struct tp_policy *p = tp_policy_load(path, d.keys != NULL ? 0 : TP_LOAD_CHECK_FILES, dg);
+
+	log_diags(dg);
 	tp_diags_free(&dg);
 	if (p == NULL)
 		return -1;
-	*ctx_r = tp_tlsctx_new_all(p, &bad, error, sizeof(error));
+	*ctx_r = contexts(p);
 	if (*ctx_r == NULL) {
-		tp_log(LOG_ERR, "action=load-failed reason=tls-context port=%d section=\"%s\" error=\"%s\"",
-		       tp_policy_rule(p, bad)->port, tp_policy_rule(p, bad)->section, error);
 		tp_policy_free(&p);
 		return -1;
 	}
@@ -388,6 +444,13 @@ static const char *policy_path(char *buf, size_t size, unsigned *gen_r)
 	return NULL;
 }
 
+/* set_limits - the running generation's connection limits */
+static void set_limits(const struct tp_policy *p)
+{
+	tp_limits_set(d.limits, tp_policy_count(p, TP_KEY_MAX_CONNECTIONS),
+		      tp_policy_count(p, TP_KEY_MAX_CONNECTIONS_PER_CLIENT));
+}
+
 /*
  * reload - parse into new objects, then swap; on any error the running
  * policy stays (an invalid policy is never activated).  Returns 0 or an
@@ -416,6 +479,8 @@ static int reload(void)
 	}
 	if (strcmp(tp_policy_relay_socket(p), tp_policy_relay_socket(d.policy)) != 0)
 		tp_log(LOG_WARNING, "action=reload note=\"relay_socket changed: takes effect on restart\"");
+	if (strcmp(tp_policy_user(p), tp_policy_user(d.policy)) != 0)
+		tp_log(LOG_WARNING, "action=reload note=\"user changed: takes effect on restart\"");
 	atomic_init(&g->refs, 1);
 	g->number = gen;
 	g->policy = p;
@@ -425,26 +490,138 @@ static int reload(void)
 	d.policy = p;
 	d.ctx = ctx;
 	d.generation = gen;
+	set_limits(p);
 	tp_log(LOG_INFO, "action=reload file=%s generation=%u ports=%zu", path, d.generation,
 	       tp_policy_rule_count(p));
 	return 0;
 }
 
+/* helper_policy_path - the key helper reads what we would load */
+static const char *helper_policy_path(char *buf, size_t size)
+{
+	unsigned gen;
+
+	return policy_path(buf, size, &gen);
+}
+
+/*
+ * raise_nofile - every relayed connection holds two descriptors (four
+ * more while spliced): the soft limit goes up to the hard one
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			tp_log(LOG_WARNING, "action=start note=\"cannot raise RLIMIT_NOFILE: %s\"",
+			       strerror(errno));
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	tp_log(LOG_INFO, "action=start nofile=%llu", (unsigned long long)rl.rlim_cur);
+}
+
+/* check_nofile - will max_connections fit in our descriptors? */
+static void check_nofile(const struct tp_policy *p)
+{
+	struct rlimit rl;
+	long max = tp_policy_count(p, TP_KEY_MAX_CONNECTIONS);
+	unsigned long long need = 2ULL * (unsigned long long)max + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need)
+		tp_log(LOG_WARNING, "action=start note=\"max_connections=%ld needs about %llu descriptors "
+		       "but RLIMIT_NOFILE is %llu: raise it (systemd: LimitNOFILE=) or lower max_connections\"",
+		       max, need, (unsigned long long)rl.rlim_cur);
+}
+
+/* policy_user - the user the policy names, read as root to know whom to become */
+static int policy_user(const char *path, char *user, size_t size)
+{
+	struct tp_diags *dg = tp_diags_new();
+	struct tp_policy *p = tp_policy_load(path, 0, dg);
+	int rc = p != NULL ? 0 : -1;
+
+	if (p == NULL)
+		log_diags(dg);
+	else
+		snprintf(user, size, "%s", tp_policy_user(p));
+	tp_diags_free(&dg);
+	tp_policy_free(&p);
+	return rc;
+}
+
+/*
+ * prepare_drop - started as root: whom to become (d.user), and the key
+ * helper forked while we still are root (before any thread, and before
+ * the relay socket exists, which it must not hold); never go on as root
+ * unless told so (as_root)
+ */
+static int prepare_drop(const char *path, int as_root)
+{
+	char user[64] = "";
+	struct passwd *pw;
+
+	if (getuid() != 0 && geteuid() != 0)
+		return 0;	/* started unprivileged (systemd User=): stay so, load as ourselves */
+	if (as_root) {
+		tp_log(LOG_WARNING, "action=start user=root note=\"--insecure-run-as-root: every "
+		       "connection is handled as root\"");
+		return 0;
+	}
+	if (policy_user(path, user, sizeof(user)) < 0) {
+		tp_log(LOG_ERR, "action=start-failed reason=policy-invalid file=%s", path);
+		return -1;
+	}
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		tp_log(LOG_ERR, "action=start-failed reason=no-user user=%s note=\"tlspolicyd never handles "
+		       "a connection as root: create the user (useradd --system --no-create-home --shell "
+		       "/usr/sbin/nologin %s), name another in [global] user, or start with "
+		       "--insecure-run-as-root\"", user, user);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		tp_log(LOG_ERR, "action=start-failed reason=user-is-root user=%s note=\"name an "
+		       "unprivileged system user in [global] user\"", user);
+		return -1;
+	}
+	snprintf(d.user.name, sizeof(d.user.name), "%s", user);
+	d.user.uid = pw->pw_uid;
+	d.user.gid = pw->pw_gid;
+	d.keys = tp_keyhelper_start(helper_policy_path);
+	if (d.keys == NULL) {
+		tp_log(LOG_ERR, "action=start-failed reason=key-helper error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "insecure-run-as-root", no_argument, NULL, 'R' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	const char *path;
 	char buf[4096];
 	pthread_t th[WORKERS];
-	int c, foreground = 0, ls;
+	int c, foreground = 0, as_root = 0, ls;
 
-	while ((c = getopt(argc, argv, "fc:h")) != -1) {
+	while ((c = getopt_long(argc, argv, "fc:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = 1; break;
 		case 'c': d.path = optarg; break;
+		case 'R': as_root = 1; break;
 		case 'h': return usage(stdout, 0);
 		default: return usage(stderr, 2);
 		}
 	}
+	if (optind != argc)
+		return usage(stderr, 2);
 	tp_log_open(foreground);
 	/* the shims open the run directory in their constructors, so it must
 	 * exist before the daemons start (they are ordered after us), even if
@@ -452,17 +629,25 @@ int main(int argc, char **argv)
 	if (mkdir(tp_policy_rundir(), 0755) < 0 && errno != EEXIST)
 		tp_log(LOG_WARNING, "action=start note=\"cannot create %s: %s; shims started now will not "
 		       "follow tlspolicyctl reload until restarted\"", tp_policy_rundir(), strerror(errno));
+	raise_nofile();
 	path = policy_path(buf, sizeof(buf), &d.generation);
 	if (path == NULL) {
 		tp_log(LOG_ERR, "action=start-failed reason=published-unreadable error=\"%s\"", buf);
 		return 1;
 	}
+	if (prepare_drop(path, as_root) < 0)
+		return 1;
 	wolfSSL_Init();
 	d.cur = calloc(1, sizeof(*d.cur));
 	if (d.cur == NULL || load(path, &d.policy, &d.ctx) < 0) {
 		tp_log(LOG_ERR, "action=start-failed reason=policy-invalid file=%s", path);
 		return 1;
 	}
+	check_nofile(d.policy);
+	d.limits = tp_limits_new(tp_policy_count(d.policy, TP_KEY_MAX_CONNECTIONS),
+				 tp_policy_count(d.policy, TP_KEY_MAX_CONNECTIONS_PER_CLIENT));
+	if (d.limits == NULL)
+		return 1;
 	d.cur->number = d.generation;
 	d.cur->policy = d.policy;
 	d.cur->ctx = d.ctx;
@@ -474,6 +659,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	record_serving();
+	if (drop_privileges() < 0)
+		return 1;
 	d.uids[d.nuids++] = 0;
 	d.uids[d.nuids++] = getuid();
 	allow_user("postfix");
@@ -481,13 +668,12 @@ int main(int argc, char **argv)
 	allow_user("dovenull");
 	allow_user("Debian-exim");
 	allow_user("mail");
-	drop_privileges();
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGHUP, on_signal);
 	for (int i = 0; i < WORKERS; i++) {
-		d.worker[i] = tp_worker_new();
+		d.worker[i] = tp_worker_new(d.limits);
 		if (d.worker[i] == NULL || pthread_create(&th[i], NULL, tp_worker_run, d.worker[i]) != 0)
 			return 1;
 	}
@@ -516,6 +702,8 @@ int main(int argc, char **argv)
 	}
 	close(ls);
 	gen_release(d.cur);	/* every connection is closed: the last reference */
+	tp_limits_free(&d.limits);
+	tp_keyhelper_stop(&d.keys);
 	wolfSSL_Cleanup();
 	return 0;
 }

@@ -489,6 +489,11 @@ class Setup:
     server_tls: {name: "plain" | "starttls" | "implicit"}, overriding the above.
     offer_starttls: ports not otherwise set offer STARTTLS.
     server_args, daemon_args: extra arguments for mailserver.py and tlspolicyd.
+    run_as: None (the default) starts tlspolicyd with --insecure-run-as-root,
+        so that no test depends on a "tlspolicy" user existing; a user name
+        makes it the policy's [global] user instead: tlspolicyd drops to it
+        (the temp dir and the policy are made readable to it; the test's key
+        stays 0600 root, read through tlspolicyd's key helper).
     publish: run "tlspolicyctl reload" before starting tlspolicyd.
     inetd: names of ports served inetd-style: the harness listens there and
         runs one "mailserver.py --inetd" per connection with the client on
@@ -508,13 +513,14 @@ class Setup:
     def __init__(self, policy_ports=None, *, plain_ports=None, policy=None, daemonless=False,
                  ipv6=False, server_tls=None, offer_starttls=False, server_args=(), daemon_args=(),
                  user="test", password="secret", publish=False, inetd=(), server_env=None,
-                 shim_log=False, server=True):
+                 shim_log=False, server=True, run_as=None):
         self.daemonless, self.ipv6 = daemonless, ipv6
         self.user, self.password = user, password
         self.procs, self.clients, self.logs = [], [], []
         self.inetd, self.inetd_listeners = tuple(inetd), []
         self.server_pid = None
         self.daemon, self.daemon_args = None, ()
+        self.run_as = run_as
         self.server_extra_env = dict(server_env or {})
         self.shim_sock, self.shim_messages = None, []
         self.policy_sections = {}
@@ -531,6 +537,8 @@ class Setup:
         self.server_log_path = os.path.join(self.tmp, "mailserver.log")
         os.makedirs(self.rundir)
         os.makedirs(self.maildir)
+        if run_as is not None:
+            os.chmod(self.tmp, 0o755)       # the policy must be readable by tlspolicyd's user
         _live.append(self)
         try:
             self._plan(policy_ports or {}, plain_ports or {}, server_tls or {}, offer_starttls)
@@ -571,6 +579,8 @@ class Setup:
 
     def _policy(self, extra):
         glob = {"certificate": self.cert, "private_key": self.key, "relay_socket": self.relay_socket}
+        if self.run_as is not None:
+            glob["user"] = self.run_as
         glob.update(extra.get("global", {}))
         sections = {"global": glob}
         for name, sec in self.sections.items():
@@ -599,7 +609,9 @@ class Setup:
     def _start_daemon(self, daemon_args):
         if not os.path.exists(DAEMON):
             raise SetupError("tlspolicyd not built: %s" % DAEMON)
-        proc = self._spawn([DAEMON, "-f", *daemon_args], self.env(), self.daemon_log_path)
+        privileges = ["--insecure-run-as-root"] if self.run_as is None else []
+        proc = self._spawn([DAEMON, "-f", *privileges, *daemon_args], self.env(),
+                           self.daemon_log_path)
         self.daemon = proc
         deadline = time.monotonic() + START_TIMEOUT
         while True:

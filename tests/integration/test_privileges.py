@@ -1,0 +1,163 @@
+"""test_privileges.py - tlspolicyd never handles a connection as root, and a
+key only root can read still works, at start and at every reload
+
+Issue 9, item 14.  Each test makes its own system user (and a supplementary
+group, standing in for Debian's ssl-cert) and removes it afterwards, so the
+result does not depend on a "tlspolicy" user on the machine.  The keys are
+0600 root:root in a 0700 root directory: tlspolicyd's user cannot open them
+(checked), only its key helper can.
+
+Asserted: without its user and without --insecure-run-as-root tlspolicyd
+refuses to start and says why; with a user it runs as that user for good
+(/proc/PID/status: every Uid and Gid field, the supplementary group kept,
+no capabilities); it serves TLS with the root-only key (a whole SMTP
+session, the mail delivered); and after a reload that changes the
+certificate -- by SIGHUP and by tlspolicyctl reload's control message --
+the client sees the new certificate.
+"""
+
+import grp
+import os
+import pwd
+import shutil
+import signal
+import ssl
+import tempfile
+
+import harness
+
+_serial = iter(range(1000))
+
+
+def make_user(test, groups=()):
+    """a system user of its own (and its cleanup): (name, uid, gid, {group: gid})"""
+    name = "tpt%d-%d" % (os.getpid() % 100000, next(_serial))
+    made = {}
+    for g in groups:
+        gname = "%s-%s" % (name, g)
+        rc, out, err = harness.run(["groupadd", "--system", gname])
+        test.assertEqual(rc, 0, err)
+        test.addCleanup(harness.run, ["groupdel", gname])
+        made[g] = gname
+    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group"]
+    if made:
+        cmd += ["--groups", ",".join(made.values())]
+    rc, out, err = harness.run(cmd + [name])
+    test.assertEqual(rc, 0, err)
+    test.addCleanup(harness.run, ["userdel", name])
+    pw = pwd.getpwnam(name)
+    return name, pw.pw_uid, pw.pw_gid, {g: grp.getgrnam(n).gr_gid for g, n in made.items()}
+
+
+def root_only_pair(test, name):
+    """a certificate and key in a fresh 0700 root directory, the key 0600 root:root"""
+    d = tempfile.mkdtemp(prefix="tlspolicy-keys-")
+    test.addCleanup(shutil.rmtree, d, True)
+    cert, key = harness.make_cert(d, name)
+    os.chown(key, 0, 0)
+    os.chmod(key, 0o600)
+    os.chmod(d, 0o700)
+    return cert, key
+
+
+def proc_status(pid):
+    fields = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.split()
+    return fields
+
+
+def peer_certificate(port, cafile):
+    """the DER certificate an implicit-TLS client sees on port, verified for localhost"""
+    ctx = ssl.create_default_context(cafile=cafile)
+    with harness._connect("127.0.0.1", port, 10, None) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            return t.getpeercert(binary_form=True)
+
+
+def der(cert_path):
+    with open(cert_path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+class PrivilegesTest(harness.TestCase):
+    timeout = 120
+
+    def setUp(self):
+        harness.require_module()
+        if os.geteuid() != 0:
+            harness.skip_or_fail("needs root: makes users and root-only keys")
+
+    def assert_cannot_read(self, uid, gid, path):
+        rc, out, err = harness.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
+                                    "cat", path])
+        self.assertNotEqual(rc, 0, "uid %d can read %s: the test would prove nothing" % (uid, path))
+
+    def test_refuses_to_start_without_its_user(self):
+        tmp = tempfile.mkdtemp(prefix="tlspolicy-priv-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = harness.test_cert()
+        conf = os.path.join(tmp, "tlspolicy.conf")
+        missing = "tpnobody%d" % os.getpid()
+        harness.write_policy(conf, {
+            "global": {"certificate": cert, "private_key": key, "user": missing,
+                       "relay_socket": "@tlspolicy-priv-%d" % os.getpid()},
+            "port %d" % harness.free_port(): {"protocol": "smtp", "tls": "implicit"}})
+        env = dict(os.environ, TLSPOLICY_RUNDIR=os.path.join(tmp, "run"))
+        rc, out, err = harness.run([harness.DAEMON, "-f", "-c", conf], env=env)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("action=start-failed reason=no-user user=%s" % missing, err)
+        self.assertIn("--insecure-run-as-root", err, "the message names the way out")
+        self.assertNotIn("action=start socket=", err, "it never served")
+
+    def test_runs_as_its_user_with_a_root_only_key(self):
+        name, uid, gid, groups = make_user(self, groups=("keys",))
+        cert, key = root_only_pair(self, "mail")
+        self.assert_cannot_read(uid, gid, key)
+        with harness.Setup({"smtps": ("smtp", "implicit")}, run_as=name,
+                           policy={"global": {"certificate": cert, "private_key": key}}) as s:
+            st = proc_status(s.daemon.pid)
+            self.assertEqual(st["Uid"], [str(uid)] * 4, "real, effective, saved and fs uid")
+            self.assertEqual(st["Gid"], [str(gid)] * 4)
+            self.assertIn(str(groups["keys"]), st["Groups"], "initgroups kept the supplementary group")
+            self.assertEqual(int(st["CapEff"][0], 16), 0)
+            self.assertEqual(int(st["CapPrm"][0], 16), 0)
+            s.wait_log(r"action=start user=%s uid=%d gid=%d" % (name, uid, gid))
+
+            self.assertEqual(peer_certificate(s.ports["smtps"], cert), der(cert))
+            c = s._keep(harness.SMTP_SSL(s.ports["smtps"], "127.0.0.1",
+                                         ssl.create_default_context(cafile=cert)))
+            c.login(s.user, s.password)
+            c.sendmail("a@x.test", ["b@y.test"], "Subject: privileges\r\n\r\nroot-only key\r\n")
+            c.quit()
+            s.wait_for("message")
+            self.assertTrue(any(b"root-only key" in m for m in s.messages()))
+
+    def test_reload_changes_the_certificate(self):
+        name, uid, gid, _ = make_user(self)
+        first = root_only_pair(self, "first")
+        second = root_only_pair(self, "second")
+        third = root_only_pair(self, "third")
+        with harness.Setup({"smtps": ("smtp", "implicit")}, run_as=name,
+                           policy={"global": {"certificate": first[0], "private_key": first[1]}}) as s:
+            port = s.ports["smtps"]
+            self.assertEqual(peer_certificate(port, first[0]), der(first[0]))
+
+            # SIGHUP: the files in place
+            s.policy_sections["global"].update(certificate=second[0], private_key=second[1])
+            s.write_policy()
+            s.daemon.send_signal(signal.SIGHUP)
+            s.wait_log(r"action=reload file=%s generation=0" % s.conf)
+            self.assertNotIn("reload-failed", s.log)
+            self.assertEqual(peer_certificate(port, second[0]), der(second[0]))
+
+            # tlspolicyctl reload: a published generation, loaded over the control message
+            s.policy_sections["global"].update(certificate=third[0], private_key=third[1])
+            s.write_policy()
+            self.assertEqual(s.reload(), "generation 1\n")
+            s.wait_log(r"action=reload file=\S+ generation=1")
+            self.assertEqual(peer_certificate(port, third[0]), der(third[0]))
+            self.assertNotIn("reload-failed", s.log)
+            self.assertEqual(proc_status(s.daemon.pid)["Uid"], [str(uid)] * 4)
