@@ -333,8 +333,11 @@ void tpf_client_octets(struct tp_filter *f, uint64_t n, enum tpf_dest dest,
 	f->after = after;
 }
 
-/* the DATA body states: at the start of a line, after ".", after ".\r", inside */
-enum { BODY_BOL, BODY_DOT, BODY_DOTCR, BODY_MID };
+/*
+ * the DATA body states: at the start of a line, after ".", after ".\r",
+ * after ".\r\r" (and more CRs), inside a line
+ */
+enum { BODY_BOL, BODY_DOT, BODY_DOTCR, BODY_DOTCRCR, BODY_MID };
 
 /* tpf_client_body - the DATA body follows, from the start of a line */
 void tpf_client_body(struct tp_filter *f)
@@ -407,6 +410,19 @@ size_t tpf_line_text(const uint8_t *line, size_t len)
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	return len;
+}
+
+/*
+ * tpf_cstr_len - how much of a line a daemon that parses C strings reads
+ * as its command: up to the first NUL.  Postfix's smtpd and Dovecot's
+ * pop3-login split the line they read as a C string, so "AUTH\0 PLAIN x"
+ * is an AUTH to them, and must be one to the filter too.
+ */
+size_t tpf_cstr_len(const uint8_t *line, size_t len)
+{
+	const uint8_t *nul = memchr(line, '\0', len);
+
+	return nul != NULL ? (size_t)(nul - line) : len;
 }
 
 /*
@@ -615,29 +631,68 @@ static size_t client_octets(struct tp_filter *f, const uint8_t *p, size_t n)
 }
 
 /*
+ * body_crcr_end - a line of ".", two or more CRs and LF.  Postfix ends
+ * the data there (smtp_get() strips every CR before the LF), Exim 4.96
+ * does not (only ".\n" and ".\r\n"), so whatever the filter decides, a
+ * daemon may read the next bytes differently.  Before TLS that is a
+ * smuggling attempt (the SMTP smuggling advisories of December 2023):
+ * close.  Inside TLS, or auditing, follow Postfix, the more lenient.
+ * Returns 1 if the data ended, 0 if the session was closed.
+ */
+static int body_crcr_end(struct tp_filter *f)
+{
+	if (f->tls)
+		return 1;
+	if (f->cfg.audit) {
+		tpf_event(f, "would-refuse", "ambiguous-end-of-data", 0);
+		return 1;
+	}
+	tpf_fail(f, "close", "ambiguous-end-of-data", TPF_SMTP_AMBIGUOUS);
+	return 0;
+}
+
+/* body_next - the body state after octet c (CR and LF are handled by the caller too) */
+static int body_next(int state, uint8_t c)
+{
+	if (c == '\n')
+		return BODY_BOL;
+	if (c == '.' && state == BODY_BOL)
+		return BODY_DOT;
+	if (c == '\r' && state == BODY_DOT)
+		return BODY_DOTCR;
+	if (c == '\r' && (state == BODY_DOTCR || state == BODY_DOTCRCR))
+		return BODY_DOTCRCR;
+	return BODY_MID;
+}
+
+/*
  * client_body - the DATA body, forwarded as it comes, up to a line that
- * is "." (RFC 5321 4.1.1.4).  A bare LF ends a line here too: Postfix and
- * Exim accept ".\n" as the end, and a filter stricter than its daemon
- * would forward as body what the daemon then runs as commands.
+ * is "." (RFC 5321 4.1.1.4).  The filter ends the data wherever a daemon
+ * it fronts would: a line starts after any LF, bare or not (Postfix and
+ * Exim both take "\n.\n" and "\r\n.\n" as the end), and a bare CR
+ * starts none (neither daemon ends the data at "\r.\r\n").  A filter
+ * stricter than its daemon would forward as body what the daemon then
+ * runs as commands.
  */
 static size_t client_body(struct tp_filter *f, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = p[i];
+		int end = c == '\n' && (f->body == BODY_DOT || f->body == BODY_DOTCR);
 
-		if (c == '\n' && (f->body == BODY_DOT || f->body == BODY_DOTCR)) {
+		if (c == '\n' && f->body == BODY_DOTCRCR) {
+			if (!body_crcr_end(f)) {
+				tpf_to_server(f, p, i);
+				return n;
+			}
+			end = 1;
+		}
+		if (end) {
 			tpf_to_server(f, p, i + 1);
 			tpf_client_line(f, TPF_R_CMD);
 			return i + 1;
 		}
-		if (c == '\n')
-			f->body = BODY_BOL;
-		else if (c == '.' && f->body == BODY_BOL)
-			f->body = BODY_DOT;
-		else if (c == '\r' && f->body == BODY_DOT)
-			f->body = BODY_DOTCR;
-		else
-			f->body = BODY_MID;
+		f->body = body_next(f->body, c);
 	}
 	tpf_to_server(f, p, n);
 	return n;

@@ -3,9 +3,10 @@
  * LOGINDISABLED (RFC 2595), PRIVACYREQUIRED (RFC 5530), literals
  * (RFC 7888 LITERAL+ and LITERAL-) and SASL-IR (RFC 4959)
  *
- * Before TLS: capability lists lose AUTH=* and gain STARTTLS and
- * LOGINDISABLED, LOGIN and AUTHENTICATE are refused (their credentials
- * dropped, a "{n}" literal never asked for), STARTTLS is answered here.
+ * Before TLS: capability lists lose AUTH=*, SASL-IR, LITERAL+ and
+ * LITERAL- and gain STARTTLS and LOGINDISABLED, LOGIN and AUTHENTICATE
+ * are refused (their credentials dropped, a "{n}" literal never asked
+ * for), a "{n+}" literal ends the session, STARTTLS is answered here.
  * Other commands pass: the daemon's not-authenticated state limits them.
  * After TLS: STARTTLS is refused and removed from capability lists.
  */
@@ -61,10 +62,34 @@ static int literal(const uint8_t *line, size_t len, uint64_t *size)
 
 /* --- the client's commands ------------------------------------------------------ */
 
-/* tag_char - RFC 9051 9: tag = 1*<any ASTRING-CHAR except "+"> */
+/*
+ * tag_char - RFC 9051 9: tag = 1*<any ASTRING-CHAR except "+">, as
+ * Dovecot 2.3 reads it: printable ASCII but ( ) { % * " \ + and ]
+ * (checked on the wire: "a]b NOOP" is "* BAD" to imap-login)
+ */
 static int tag_char(uint8_t c)
 {
-	return c > 0x20 && c < 0x7f && strchr("(){%*\"\\+", c) == NULL;
+	return c > 0x20 && c < 0x7f && strchr("(){%*\"\\+]", c) == NULL;
+}
+
+/*
+ * tag_valid - would the daemon take the line's first word as a tag?
+ * Dovecot reads the tag from the first octet up to SP, CR or LF; any
+ * other octet on the way (TAB, NUL, 8-bit, a leading space) makes it
+ * answer "* BAD Error in IMAP command received by server." and skip to
+ * the next LF, ignoring the rest of the line, a literal's announcement
+ * included: the literal's octets are then its next command.
+ */
+static int tag_valid(const uint8_t *line, size_t len, size_t at, size_t n)
+{
+	if (at != 0 || n == 0)
+		return 0;
+	if (n < len && line[n] != ' ' && line[n] != '\r' && line[n] != '\n')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!tag_char(line[i]))
+			return 0;
+	return 1;
 }
 
 static void parse(struct tp_filter *f, const uint8_t *line, size_t len)
@@ -75,9 +100,8 @@ static void parse(struct tp_filter *f, const uint8_t *line, size_t len)
 
 	c->taglen = n;
 	memcpy(c->tag, tag, n < TPF_TAG_MAX ? n : TPF_TAG_MAX);
-	c->tag_ok = n > 0 && n <= TPF_TAG_MAX;
-	for (size_t i = 0; i < n && c->tag_ok; i++)
-		c->tag_ok = tag_char(tag[i]);
+	c->tag_valid = tag_valid(line, len, at, n);
+	c->tag_ok = c->tag_valid && n <= TPF_TAG_MAX;
 	m = tpf_token(rest, len - at - n, &at2);
 	c->verb = tpf_word_id(rest + at2, m, verbs, sizeof(verbs) / sizeof(verbs[0]),
 			      V_OTHER);
@@ -101,43 +125,59 @@ static int decide(struct tp_filter *f)
 	return TPF_DROP;
 }
 
+/*
+ * nonsync_literal - does the line announce a "{n+}" literal (RFC 7888)
+ * before TLS?  LITERAL+ and LITERAL- are not offered then (drop_cap), so
+ * a client that sends one anyway does what no conforming client does,
+ * and how the daemon reads what follows (its octets as data, or as
+ * commands after a rejected tag) is framing the filter cannot be sure
+ * of: the session ends with "* BYE", the line not forwarded.  Returns 1
+ * if it did (auditing, it is logged, and 0).
+ */
+static int nonsync_literal(struct tp_filter *f, const uint8_t *line, size_t len)
+{
+	uint64_t size;
+
+	if (f->tls || f->cmd.verb == V_STARTTLS || literal(line, len, &size) != 2)
+		return 0;
+	if (f->cfg.audit) {
+		tpf_event(f, "would-refuse", "nonsync-literal", 0);
+		return 0;
+	}
+	tpf_fail(f, "close", "nonsync-literal", TP_IMAP_NONSYNC_LITERAL);
+	return 1;
+}
+
 static int client_head(struct tp_filter *f, const uint8_t *line, size_t len,
 		       int complete)
 {
-	(void)complete;
 	switch (f->role) {
 	case TPF_R_DATA:
 		return TPF_FORWARD;	/* a SASL response or IDLE's DONE */
 	case TPF_R_CONT:
-		return f->cmd.dest;
+		break;
 	case TPF_R_CMD:
+		parse(f, line, len);
+		f->cmd.dest = decide(f);
 		break;
 	}
-	parse(f, line, len);
-	f->cmd.dest = decide(f);
+	if (complete && nonsync_literal(f, line, len))
+		return -1;
 	return f->cmd.dest;
 }
 
 /*
  * end_local - a refused LOGIN or AUTHENTICATE, or STARTTLS, answered
- * here.  A "{n+}" literal is on its way: read it and drop it.  A "{n}"
- * literal would need a continuation: the tagged NO comes instead, so the
- * client never sends it (DESIGN.md; RFC 9051 7.5).  Without SASL-IR the
- * NO likewise comes before any challenge.
+ * here.  A "{n}" literal would need a continuation: the tagged NO comes
+ * instead, so the client never sends it (DESIGN.md; RFC 9051 7.5).
+ * Without SASL-IR the NO likewise comes before any challenge.  (A "{n+}"
+ * literal never gets here: the filter answers only before TLS, where it
+ * ends the session, and STARTTLS inside TLS, which announces none.)
  */
-static void end_local(struct tp_filter *f, const uint8_t *tail, size_t len)
+static void end_local(struct tp_filter *f)
 {
 	struct tpf_cmd *c = &f->cmd;
-	uint64_t size = 0;
-	int lit = c->verb == V_STARTTLS ? 0 : literal(tail, len, &size);
 
-	if (lit == 2) {
-		if (size > TPF_LITERAL_MAX)
-			tpf_fail(f, "close", "line-too-long", TPF_IMAP_TOO_LONG);
-		else
-			tpf_client_octets(f, size, TPF_DROP, TPF_R_CONT);
-		return;
-	}
 	if (tpf_queue_local(f, c->tag, c->taglen, c->reply, c->upgrade) < 0)
 		return;
 	if (c->upgrade)
@@ -229,9 +269,11 @@ static void command_end(struct tp_filter *f)
  * end_forward - a line of a forwarded command ended.  A "{n}" literal is
  * sent only after the daemon's "+", so hold what follows until the daemon
  * has answered: a tagged NO instead means the next bytes are a command.
- * A "{n+}" literal follows at once, but before TLS only if the daemon
- * offered LITERAL+ or LITERAL-; a daemon without them would run the
- * literal as commands.
+ * A line whose tag the daemon rejects announces no literal at all: the
+ * daemon skips to the next LF (tag_valid).  A "{n+}" literal before TLS
+ * ended the session in client_head; inside TLS it follows at once, and
+ * so it does auditing before TLS if the daemon offered LITERAL+ or
+ * LITERAL-: a daemon without them would run the literal as commands.
  */
 static void end_forward(struct tp_filter *f, const uint8_t *tail, size_t len)
 {
@@ -241,10 +283,10 @@ static void end_forward(struct tp_filter *f, const uint8_t *tail, size_t len)
 
 	if (f->role == TPF_R_CMD && open_command(f) < 0)
 		return;
-	if (f->cmd.verb != V_STARTTLS)
+	if (f->cmd.verb != V_STARTTLS && f->cmd.tag_valid)
 		lit = literal(tail, len, &size);
 	if (lit == 2 && !f->tls && !s->literal_plus && !s->literal_minus)
-		lit = 0;
+		lit = 0;	/* auditing before TLS (nonsync_literal) */
 	if (lit != 0 && !literal_ok(f, size, lit))
 		return;
 	if (lit == 1) {
@@ -263,7 +305,7 @@ static void client_end(struct tp_filter *f, const uint8_t *tail, size_t len)
 	if (f->role == TPF_R_DATA)
 		tpf_client_wait(f, f->wait_id);
 	else if (f->cmd.reply != NULL)
-		end_local(f, tail, len);
+		end_local(f);
 	else
 		end_forward(f, tail, len);
 }
@@ -319,11 +361,18 @@ static void scan_caps(struct tp_filter *f, const uint8_t *p, size_t len)
 	}
 }
 
-/* drop_cap - before TLS no authentication; after it no STARTTLS (RFC 2595 3.1) */
+/*
+ * drop_cap - before TLS nothing that invites credentials: no AUTH=*, and
+ * no SASL-IR (RFC 4959), which makes clients such as neomutt send
+ * "AUTHENTICATE PLAIN <credentials>" in one line; no LITERAL+ or
+ * LITERAL- (RFC 7888) either, see nonsync_literal.  After TLS no
+ * STARTTLS (RFC 2595 3.1); everything else is shown again.
+ */
 static int drop_cap(const struct tp_filter *f, const uint8_t *w, size_t n)
 {
 	if (!f->tls)
-		return tpf_word_prefix(w, n, "AUTH=");
+		return tpf_word_prefix(w, n, "AUTH=") || tpf_word_eq(w, n, "SASL-IR") ||
+		       tpf_word_eq(w, n, "LITERAL+") || tpf_word_eq(w, n, "LITERAL-");
 	return tpf_word_eq(w, n, "STARTTLS") || tpf_word_eq(w, n, "LOGINDISABLED");
 }
 

@@ -42,6 +42,7 @@
 #define TPF_SMTP_TOO_LONG	"500 5.5.2 Error: line too long"
 #define TPF_SMTP_BAD_REPLY	"421 4.3.0 Error: the mail server sent a reply line too long"
 #define TPF_SMTP_QUEUE_FULL	"421 4.7.0 Error: too many pipelined commands"
+#define TPF_SMTP_AMBIGUOUS	"421 4.5.0 Error: ambiguous end of data (\".\" then CR CR LF)"
 #define TPF_IMAP_TOO_LONG	"* BYE Line too long"
 #define TPF_IMAP_QUEUE_FULL	"* BYE Too many pipelined commands"
 #define TPF_POP3_TOO_LONG	"-ERR Line too long"
@@ -123,7 +124,8 @@ struct tpf_cmd {
 	const char *reply;	/* answered here: the reply, else NULL */
 	int upgrade;		/* the reply starts TLS */
 	unsigned id;		/* IMAP: the queue entry of the forwarded command */
-	int tag_ok;
+	int tag_valid;		/* IMAP: the daemon takes it as a tag */
+	int tag_ok;		/* ... and it fits the queue: replies are tracked */
 	size_t taglen;
 	char tag[TPF_TAG_MAX];
 };
@@ -274,6 +276,7 @@ struct tpf_word {
 };
 
 size_t tpf_line_text(const uint8_t *line, size_t len);
+size_t tpf_cstr_len(const uint8_t *line, size_t len);
 size_t tpf_token(const uint8_t *p, size_t len, size_t *start);
 int tpf_word_id(const uint8_t *p, size_t len, const struct tpf_word *words,
 		size_t n, int other);

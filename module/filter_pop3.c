@@ -29,10 +29,14 @@ enum { ST_OTHER, ST_OK, ST_ERR, ST_CONT };
 
 /* --- the client's commands ------------------------------------------------------ */
 
+/* parse - the verb and whether an argument follows, in the line up to a NUL as Dovecot reads it */
 static void parse(struct tp_filter *f, const uint8_t *line, size_t len)
 {
 	struct tpf_cmd *c = &f->cmd;
-	size_t at, n = tpf_token(line, len, &at), at2;
+	size_t at, n, at2;
+
+	len = tpf_cstr_len(line, len);
+	n = tpf_token(line, len, &at);
 
 	c->verb = tpf_word_id(line + at, n, verbs, sizeof(verbs) / sizeof(verbs[0]),
 			      V_OTHER);

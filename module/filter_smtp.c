@@ -2,9 +2,10 @@
  * filter_smtp.c - SMTP (RFC 5321) with STARTTLS (RFC 3207), AUTH
  * (RFC 4954), PIPELINING (RFC 2920) and CHUNKING (RFC 3030)
  *
- * Before TLS: the EHLO reply loses its AUTH lines and gains STARTTLS,
- * AUTH is refused, and in starttls mode so is every command but the few
- * RFC 3207 needs to upgrade.  After TLS: STARTTLS is refused and removed
+ * Before TLS: the EHLO reply loses its AUTH and CHUNKING lines and gains
+ * STARTTLS, AUTH and BDAT are refused, and in starttls mode so is every
+ * command but the few RFC 3207 needs to upgrade.  The DATA body ends
+ * where Postfix or Exim would end it (filter.c).  After TLS: STARTTLS is refused and removed
  * from the EHLO reply, everything else passes.
  */
 #include "config.h"
@@ -25,12 +26,19 @@ static const struct tpf_word verbs[] = {
 
 /* --- the client's commands ------------------------------------------------ */
 
-/* parse - the verb, and BDAT's size (RFC 3030 2: "BDAT" SP size [SP "LAST"]) */
+/*
+ * parse - the verb, and BDAT's size (RFC 3030 2: "BDAT" SP size [SP "LAST"]),
+ * as Postfix reads them: the line up to a NUL, split at any white space
+ */
 static void parse(struct tp_filter *f, const uint8_t *line, size_t len)
 {
 	struct tpf_cmd *c = &f->cmd;
-	size_t at, n = tpf_token(line, len, &at), at2, m;
-	const uint8_t *rest = line + at + n;
+	size_t at, n, at2, m;
+	const uint8_t *rest;
+
+	len = tpf_cstr_len(line, len);
+	n = tpf_token(line, len, &at);
+	rest = line + at + n;
 
 	c->verb = tpf_word_id(line + at, n, verbs, sizeof(verbs) / sizeof(verbs[0]),
 			      V_OTHER);
@@ -62,8 +70,8 @@ static int decide(struct tp_filter *f)
 		return TPF_FORWARD;
 	if (c->verb == V_AUTH)
 		reason = "auth-before-tls";	/* RFC 4954 4 with RFC 3207 */
-	else if (f->cfg.mode == TP_TLS_STARTTLS && !allowed(c->verb))
-		reason = "command-before-tls";
+	else if (c->verb == V_BDAT || (f->cfg.mode == TP_TLS_STARTTLS && !allowed(c->verb)))
+		reason = "command-before-tls";	/* BDAT: see ehlo_keyword */
 	if (reason == NULL || !tpf_refuse(f, reason))
 		return TPF_FORWARD;
 	c->reply = TP_SMTP_NEED_TLS;
@@ -224,7 +232,15 @@ static int is_auth(const uint8_t *w, size_t n)
 	return tpf_word_eq(w, n, "AUTH") || tpf_word_prefix(w, n, "AUTH=");
 }
 
-/* ehlo_keyword - note what the daemon offers; 1 if the line is to be dropped */
+/*
+ * ehlo_keyword - note what the daemon offers; 1 if the line is to be
+ * dropped.  Before TLS that is AUTH (RFC 4954 with RFC 3207 4) and
+ * CHUNKING: a BDAT chunk is framed by a size the daemon alone decides
+ * to accept (Postfix answers "BDAT 5 X" with 501 and reads the chunk as
+ * commands; Exim reads the size with sscanf), so the filter cannot know
+ * whether the chunk is data or commands to the daemon.  Before TLS BDAT
+ * is refused and its chunk dropped; clients send DATA instead.
+ */
 static int ehlo_keyword(struct tp_filter *f, const uint8_t *line, size_t len)
 {
 	struct tpf_smtp *s = &f->s.smtp;
@@ -235,8 +251,10 @@ static int ehlo_keyword(struct tp_filter *f, const uint8_t *line, size_t len)
 		return 0;	/* the first line names the domain */
 	n = tpf_token(line + 4, text - 4, &at);
 	w = line + 4 + at;
-	if (tpf_word_eq(w, n, "CHUNKING"))
+	if (tpf_word_eq(w, n, "CHUNKING")) {
 		s->chunking_new = 1;
+		return !f->tls;
+	}
 	if (tpf_word_eq(w, n, "STARTTLS")) {
 		s->starttls = 1;
 		return f->tls;

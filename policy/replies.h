@@ -20,6 +20,8 @@
 #define TP_IMAP_NEED_TLS	"NO [PRIVACYREQUIRED] Cleartext authentication disallowed on non-secure (SSL/TLS) connections."
 #define TP_IMAP_GO_TLS		"OK Begin TLS negotiation now."
 #define TP_IMAP_TLS_ACTIVE	"BAD TLS is already active."
+/* a "{n+}" literal before TLS, where LITERAL+/LITERAL- are not offered: the session ends */
+#define TP_IMAP_NONSYNC_LITERAL	"* BYE Non-synchronizing literals are not allowed before TLS."
 #define TP_IMAP_REFUSE		"* BYE This plaintext port is disabled by policy; use port %d with TLS"
 #define TP_IMAP_REFUSE_NOALT	"* BYE This plaintext port is disabled by policy; use TLS"
 

@@ -85,7 +85,7 @@ struct run {
 static const char *const reasons[] = {
 	"auth-before-tls", "command-before-tls", "injection", "tls-already-active",
 	"line-too-long", "tls-on-starttls-port", "queue-full", "server-during-upgrade",
-	"port-disabled", "out-of-memory",
+	"port-disabled", "out-of-memory", "nonsync-literal", "ambiguous-end-of-data",
 };
 
 static void check_event(const struct tp_filter_event *e)
@@ -180,10 +180,17 @@ static int is_sep(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-/* verb_is - is the first word of the line one of verbs? */
+/*
+ * verb_is - is the first word of the line one of verbs?  The line is read
+ * up to a NUL, as Postfix and Dovecot read it (they parse C strings)
+ */
 static int verb_is(const uint8_t *line, size_t len, const char *const *verbs)
 {
 	size_t i = 0, n = 0;
+	const uint8_t *nul = memchr(line, '\0', len);
+
+	if (nul != NULL)
+		len = (size_t)(nul - line);
 
 	while (i < len && is_sep(line[i]))
 		i++;

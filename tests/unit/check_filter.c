@@ -96,6 +96,7 @@ struct row {
 #define SMTP_TOO_LONG "500 5.5.2 Error: line too long\r\n"
 #define SMTP_BAD_REPLY "421 4.3.0 Error: the mail server sent a reply line too long\r\n"
 #define SMTP_QUEUE_FULL "421 4.7.0 Error: too many pipelined commands\r\n"
+#define SMTP_AMBIGUOUS "421 4.5.0 Error: ambiguous end of data (\".\" then CR CR LF)\r\n"
 #define IMAP_TOO_LONG "* BYE Line too long\r\n"
 #define IMAP_QUEUE_FULL "* BYE Too many pipelined commands\r\n"
 #define POP3_TOO_LONG "-ERR Line too long\r\n"
@@ -106,7 +107,7 @@ struct row {
 	"250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n" \
 	"250-8BITMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n"
 #define EHLO_PRE "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n" \
-	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-CHUNKING\r\n" \
+	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n" \
 	"250-STARTTLS\r\n250 SMTPUTF8\r\n"
 #define EHLO_TLS_S "250-mx.example.org\r\n250-PIPELINING\r\n250-STARTTLS\r\n" \
 	"250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n"
@@ -133,11 +134,12 @@ struct row {
 /* IMAP: a Dovecot-like daemon */
 #define IMAP_GREET "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE " \
 	"LITERAL+ AUTH=PLAIN AUTH=LOGIN] Dovecot ready.\r\n"
-#define IMAP_GREET_PRE "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE " \
-	"LITERAL+ STARTTLS LOGINDISABLED] Dovecot ready.\r\n"
+#define IMAP_GREET_PRE "* OK [CAPABILITY IMAP4rev1 LOGIN-REFERRALS ID ENABLE IDLE " \
+	"STARTTLS LOGINDISABLED] Dovecot ready.\r\n"
 #define IMAP_GREET_NOLIT "* OK [CAPABILITY IMAP4rev1 ID AUTH=PLAIN] ready.\r\n"
 #define IMAP_GREET_NOLIT_PRE "* OK [CAPABILITY IMAP4rev1 ID STARTTLS LOGINDISABLED] ready.\r\n"
 #define IMAP_NO TP_IMAP_NEED_TLS "\r\n"
+#define IMAP_NONSYNC TP_IMAP_NONSYNC_LITERAL "\r\n"
 #define IMAP_BAD TP_IMAP_TLS_ACTIVE "\r\n"
 #define LOGIN4 "a LOGIN u p\r\na LOGIN u p\r\na LOGIN u p\r\na LOGIN u p\r\n"
 #define LOGIN64 LOGIN4 LOGIN4 LOGIN4 LOGIN4 LOGIN4 LOGIN4 LOGIN4 LOGIN4 \
@@ -256,21 +258,29 @@ static const struct row rows[] = {
 		  "354 End data with <CR><LF>.<CR><LF>\r\n", 0, ""),
 		SPASS("250 2.0.0 Ok: queued as 4F1\r\n"),
 	} },
-	{ "smtp: BDAT with binary data passes unchanged", SMTP, OPPORT, MODULE, 0, 0, {
+	{ "smtp: BDAT before TLS refused, opportunistic: its chunk dropped, not parsed", SMTP, OPPORT, MODULE, 0, 0, {
 		SPASS(SMTP_GREET),
 		CPASS("EHLO c\r\n"),
 		S(EHLO_S, "", EHLO_PRE, 0, ""),
-		CPASS("BDAT 17 LAST\r\n\x00\x01\xff\r\nAUTH PLAIN\r\nNOOP\r\n"),
-		SPASS("250 2.0.0 Ok: 17 octets\r\n250 2.0.0 Ok\r\n"),
+		C("BDAT 17 LAST\r\n\x00\x01\xff\r\nAUTH PLAIN\r\nNOOP\r\n", "NOOP\r\n", SMTP_NEED, 0,
+		  "refuse/command-before-tls"),
+		SPASS("250 2.0.0 Ok\r\n"),
 	} },
-	{ "smtp: BDAT to a daemon without CHUNKING: the chunk is read as commands", SMTP, OPPORT, MODULE, 0, 0, {
+	{ "smtp: BDAT sizes the daemon rejects cannot smuggle AUTH before TLS", SMTP, OPPORT, MODULE, 0, 0, {
 		SPASS(SMTP_GREET),
 		CPASS("EHLO c\r\n"),
-		S("250-mx.example.org\r\n250 PIPELINING\r\n", "",
-		  "250-mx.example.org\r\n250-STARTTLS\r\n250 PIPELINING\r\n", 0, ""),
-		C("BDAT 29 LAST\r\n" AUTH_PLAIN, "BDAT 29 LAST\r\n", "", 0, "refuse/auth-before-tls"),
-		S("500 5.5.2 Error: command not recognized\r\n", "",
-		  "500 5.5.2 Error: command not recognized\r\n" SMTP_NEED, 0, ""),
+		S(EHLO_S, "", EHLO_PRE, 0, ""),
+		/* Postfix: 501, then it reads the "chunk" as commands; the daemon never sees either */
+		C("BDAT 29 X\r\n" AUTH_PLAIN, "", SMTP_NEED, 0, "refuse/command-before-tls"),
+		CPASS("NOOP\r\n"),
+	} },
+	{ "smtp: BDAT with binary data inside TLS passes unchanged", SMTP, IMPLICIT, MODULE, 0, 0, {
+		SPASS(SMTP_GREET),
+		CPASS("EHLO c\r\n"),
+		SPASS(EHLO_S),
+		C("BDAT 17 LAST\r\n\x00\x01\xff\r\nSTARTTLS\r\n\r\nSTARTTLS\r\n",
+		  "BDAT 17 LAST\r\n\x00\x01\xff\r\nSTARTTLS\r\n\r\n", "", 0, "refuse/tls-already-active"),
+		S("250 2.0.0 Ok: 17 octets\r\n", "", "250 2.0.0 Ok: 17 octets\r\n" SMTP_ACTIVE, 0, ""),
 	} },
 	{ "smtp: refused BDAT: its chunk is dropped, not parsed", SMTP, STARTTLS, MODULE, 0, 0, {
 		SPASS(SMTP_GREET),
@@ -434,6 +444,48 @@ static const struct row rows[] = {
 		C("x\n.\n" AUTH_PLAIN, "x\n.\n", "", 0, "refuse/auth-before-tls"),
 		S("250 2.0.0 Ok: queued\r\n", "", "250 2.0.0 Ok: queued\r\n" SMTP_NEED, 0, ""),
 	} },
+	{ "smtp: .CR CR LF ends the data for Postfix, not Exim: closed before TLS", SMTP, OPPORT, MODULE, 0, 0, {
+		SPASS(SMTP_GREET),
+		CPASS("DATA\r\n"),
+		SPASS("354 go ahead\r\n"),
+		C("x\r\n.\r\r\n" AUTH_PLAIN, "x\r\n.\r\r", SMTP_AMBIGUOUS, CL, "close/ambiguous-end-of-data"),
+	} },
+	{ "smtp: CR LF . LF ends the body: no AUTH smuggled behind it", SMTP, OPPORT, MODULE, 0, 0, {
+		SPASS(SMTP_GREET),
+		CPASS("DATA\r\n"),
+		SPASS("354 go ahead\r\n"),
+		C("x\r\n.\n" AUTH_PLAIN, "x\r\n.\n", "", 0, "refuse/auth-before-tls"),
+		S("250 2.0.0 Ok: queued\r\n", "", "250 2.0.0 Ok: queued\r\n" SMTP_NEED, 0, ""),
+	} },
+	{ "smtp: a bare CR starts no line, a NUL ends none: both stay body", SMTP, OPPORT, MODULE, 0, 0, {
+		SPASS(SMTP_GREET),
+		CPASS("DATA\r\n"),
+		SPASS("354 go ahead\r\n"),
+		CPASS("x\r.\r\nAUTH PLAIN x\r\n.\x00\r\nAUTH PLAIN y\r\n.\r\n"),
+		SPASS("250 2.0.0 Ok: queued\r\n"),
+		C(AUTH_PLAIN, "", SMTP_NEED, 0, "refuse/auth-before-tls"),
+	} },
+	{ "smtp: audit: .CR CR LF is logged and ends the data, as Postfix does", SMTP, OPPORT, MODULE, 1, 0, {
+		SPASS(SMTP_GREET),
+		CPASS("DATA\r\n"),
+		SPASS("354 go ahead\r\n"),
+		C("x\r\n.\r\r\n" AUTH_PLAIN, "x\r\n.\r\r\n" AUTH_PLAIN, "", 0,
+		  "would-refuse/ambiguous-end-of-data would-refuse/auth-before-tls"),
+	} },
+	{ "smtp: inside TLS .CR CR LF ends the data, as Postfix does", SMTP, IMPLICIT, MODULE, 0, 0, {
+		SPASS(SMTP_GREET),
+		CPASS("DATA\r\n"),
+		SPASS("354 go ahead\r\n"),
+		C("x\r\n.\r\r\r\nSTARTTLS\r\n", "x\r\n.\r\r\r\n", "", 0, "refuse/tls-already-active"),
+		S("250 2.0.0 Ok: queued\r\n", "", "250 2.0.0 Ok: queued\r\n" SMTP_ACTIVE, 0, ""),
+	} },
+	{ "smtp: commands as Postfix reads them: up to a NUL, CRs before LF stripped", SMTP, OPPORT, MODULE, 0, 0, {
+		SPASS(SMTP_GREET),
+		C("AUTH\x00 PLAIN AHVzZXIAc2VjcmV0\r\n", "", SMTP_NEED, 0, "refuse/auth-before-tls"),
+		C("NOOP\r\r\nAUTH PLAIN AHVzZXIAc2VjcmV0\r\r\n", "NOOP\r\r\n", "", 0, "refuse/auth-before-tls"),
+		S("250 2.0.0 Ok\r\n", "", "250 2.0.0 Ok\r\n" SMTP_NEED, 0, ""),
+		C("STARTTLS\x00 x\r\n", "", SMTP_GO, ST, "starttls"),
+	} },
 	{ "smtp: the daemon's bytes during the upgrade are dropped", SMTP, STARTTLS, MODULE, 0, 0, {
 		SPASS(SMTP_GREET),
 		C("STARTTLS\r\n", "", SMTP_GO, ST, "starttls"),
@@ -473,7 +525,7 @@ static const struct row rows[] = {
 		CPASS("a CAPABILITY\r\n"),
 		S("* CAPABILITY IMAP4rev1 SASL-IR ID IDLE LITERAL+ AUTH=PLAIN\r\n"
 		  "a OK Pre-login capabilities listed.\r\n", "",
-		  "* CAPABILITY IMAP4rev1 SASL-IR ID IDLE LITERAL+ STARTTLS LOGINDISABLED\r\n"
+		  "* CAPABILITY IMAP4rev1 ID IDLE STARTTLS LOGINDISABLED\r\n"
 		  "a OK Pre-login capabilities listed.\r\n", 0, ""),
 	} },
 	{ "imap: greeting split inside CAPABILITY", IMAP, OPPORT, MODULE, 0, 0, {
@@ -506,20 +558,41 @@ static const struct row rows[] = {
 		CPASS("b NOOP\r\n"),
 		SPASS("b OK NOOP completed.\r\n"),
 	} },
-	{ "imap: LOGIN {n+} literals are read and dropped", IMAP, STARTTLS, MODULE, 0, 0, {
+	{ "imap: LOGIN {n+} before TLS closes, nothing forwarded", IMAP, STARTTLS, MODULE, 0, 0, {
 		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
-		C("a LOGIN {3+}\r\nbob {6+}\r\nsecret\r\nb NOOP\r\n", "b NOOP\r\n", "a " IMAP_NO, 0,
-		  "refuse/auth-before-tls"),
+		C("a LOGIN {3+}\r\nbob {6+}\r\nsecret\r\nb NOOP\r\n", "", IMAP_NONSYNC, CL,
+		  "refuse/auth-before-tls close/nonsync-literal"),
 	} },
-	{ "imap: a dropped literal split across calls", IMAP, OPPORT, MODULE, 0, 0, {
+	{ "imap: a {n+} split across calls closes, opportunistic", IMAP, OPPORT, MODULE, 0, 0, {
 		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
-		C("a LOGIN bob {6+}\r\nsec", "", "", 0, "refuse/auth-before-tls"),
-		C("ret\r\nb NOOP\r\n", "b NOOP\r\n", "a " IMAP_NO, 0, ""),
+		C("a LOGIN bob {6", "", "", 0, ""),
+		C("+}\r\nsec", "", IMAP_NONSYNC, CL, "refuse/auth-before-tls close/nonsync-literal"),
+		C("ret\r\nb NOOP\r\n", "", "", CL, ""),
+	} },
+	{ "imap: invalid tag, {n+}: Dovecot runs the literal, the filter closes first", IMAP, OPPORT, MODULE, 0, 0, {
+		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
+		/* Dovecot: "* BAD Error in IMAP command received by server.", skips to LF, logs in */
+		C("x* ID {27+}\r\na LOGIN test secret\r\n", "", IMAP_NONSYNC, CL, "close/nonsync-literal"),
+	} },
+	{ "imap: invalid tag, {n}: no literal to the daemon, the next line is a command", IMAP, STARTTLS, MODULE, 0, 0, {
+		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
+		/* an untagged BAD completes nothing: the NO is not held behind it */
+		C("x* ID {18}\r\na LOGIN test secret\r\nb NOOP\r\n", "x* ID {18}\r\nb NOOP\r\n",
+		  "a " IMAP_NO, 0, "refuse/auth-before-tls"),
+		SPASS("* BAD Error in IMAP command received by server.\r\n"),
+		SPASS("b OK NOOP completed.\r\n"),
+	} },
+	{ "imap: tags as Dovecot reads them: ], TAB, NUL, a leading space, 8-bit", IMAP, STARTTLS, MODULE, 0, 0, {
+		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
+		C("a] ID {4}\r\n" "c\tID {4}\r\n" "d\0 ID {4}\r\n" " e ID {4}\r\n" "\xe9 ID {4}\r\n"
+		  "f LOGIN u p\r\n",
+		  "a] ID {4}\r\n" "c\tID {4}\r\n" "d\0 ID {4}\r\n" " e ID {4}\r\n" "\xe9 ID {4}\r\n",
+		  "f " IMAP_NO, 0, "refuse/auth-before-tls"),
+		SPASS("* BAD Error in IMAP command received by server.\r\n"),
 	} },
 	{ "imap: a literal over 8 KiB before TLS closes", IMAP, STARTTLS, MODULE, 0, 0, {
 		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
-		C("a LOGIN bob {9000+}\r\n", "", IMAP_TOO_LONG, CL,
-		  "refuse/auth-before-tls close/line-too-long"),
+		C("a ID {9000}\r\n", "a ID {9000}\r\n", IMAP_TOO_LONG, CL, "close/line-too-long"),
 	} },
 	{ "imap: AUTHENTICATE refused, no challenge", IMAP, STARTTLS, MODULE, 0, 0, {
 		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
@@ -608,16 +681,26 @@ static const struct row rows[] = {
 		S("a BAD Literal refused\r\n", "", "a BAD Literal refused\r\nb " IMAP_NO, 0,
 		  "refuse/auth-before-tls"),
 	} },
-	{ "imap: {n+} to a daemon without LITERAL+ is no literal", IMAP, STARTTLS, MODULE, 0, 0, {
-		S(IMAP_GREET_NOLIT, "", IMAP_GREET_NOLIT_PRE, 0, ""),
-		C("a ID {20+}\r\nb LOGIN bob secret\r\n", "a ID {20+}\r\n", "", 0,
-		  "refuse/auth-before-tls"),
-		S("a BAD Error in IMAP command\r\n", "", "a BAD Error in IMAP command\r\nb " IMAP_NO, 0, ""),
+	{ "imap: audit: {n+} to a daemon without LITERAL+ is no literal", IMAP, STARTTLS, MODULE, 1, 0, {
+		SPASS(IMAP_GREET_NOLIT),
+		C("a ID {20+}\r\nb LOGIN bob secret\r\n", "a ID {20+}\r\nb LOGIN bob secret\r\n", "", 0,
+		  "would-refuse/nonsync-literal would-refuse/auth-before-tls"),
+		SPASS("a BAD Error in IMAP command\r\n"),
 	} },
-	{ "imap: {n+} with LITERAL+ is forwarded as data", IMAP, STARTTLS, MODULE, 0, 0, {
+	{ "imap: {n+} inside TLS is forwarded as data", IMAP, IMPLICIT, MODULE, 0, 0, {
+		SPASS(IMAP_GREET),
+		C("a ID ({4+}\r\nname {10+}\r\nb STARTTLS)\r\nc STARTTLS\r\n",
+		  "a ID ({4+}\r\nname {10+}\r\nb STARTTLS)\r\n", "", 0, "refuse/tls-already-active"),
+		S("* ID NIL\r\na OK ID completed.\r\n", "", "* ID NIL\r\na OK ID completed.\r\nc " IMAP_BAD,
+		  0, ""),
+	} },
+	{ "imap: after TLS SASL-IR, LITERAL+ and AUTH= are shown again", IMAP, STARTTLS, MODULE, 0, 0, {
 		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
-		CPASS("a ID ({4+}\r\nname {13+}\r\nb LOGIN bob x)\r\n"),
-		SPASS("* ID NIL\r\na OK ID completed.\r\n"),
+		C("a STARTTLS\r\n", "", "a " TP_IMAP_GO_TLS "\r\n", ST, "starttls"),
+		TLS(),
+		CPASS("b CAPABILITY\r\n"),
+		S("* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ LITERAL- AUTH=PLAIN STARTTLS\r\nb OK done\r\n", "",
+		  "* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ LITERAL- AUTH=PLAIN\r\nb OK done\r\n", 0, ""),
 	} },
 	{ "imap: a line over 8 KiB before TLS closes", IMAP, STARTTLS, MODULE, 0, 0, {
 		S(IMAP_GREET, "", IMAP_GREET_PRE, 0, ""),
@@ -675,16 +758,22 @@ static const struct row rows[] = {
 		S("a OK DEFLATE active\r\n\x78\x9c", "", "a OK DEFLATE active\r\n", CL,
 		  "close/command-before-tls"),
 	} },
-	{ "imap: LITERAL- bounds a {n+} literal at 4096 octets before TLS", IMAP, STARTTLS, MODULE, 0, 0, {
+	{ "imap: audit: LITERAL- bounds a {n+} literal at 4096 octets before TLS", IMAP, STARTTLS, MODULE, 1, 0, {
+		SPASS("* OK [CAPABILITY IMAP4rev1 LITERAL- AUTH=PLAIN] ready.\r\n"),
+		C("a ID ({4096+}\r\n" A2048 A2048 ")\r\n", "a ID ({4096+}\r\n" A2048 A2048 ")\r\n", "", 0,
+		  "would-refuse/nonsync-literal"),
+		C("b ID ({4097+}\r\n", "b ID ({4097+}\r\n", "", 0,
+		  "would-refuse/nonsync-literal would-refuse/line-too-long"),
+	} },
+	{ "imap: LITERAL- hidden before TLS, a {n+} within its bound still closes", IMAP, STARTTLS, MODULE, 0, 0, {
 		S("* OK [CAPABILITY IMAP4rev1 LITERAL- AUTH=PLAIN] ready.\r\n", "",
-		  "* OK [CAPABILITY IMAP4rev1 LITERAL- STARTTLS LOGINDISABLED] ready.\r\n", 0, ""),
-		CPASS("a ID ({4096+}\r\n" A2048 A2048 ")\r\n"),
-		C("b ID ({4097+}\r\n", "b ID ({4097+}\r\n", IMAP_TOO_LONG, CL, "close/line-too-long"),
+		  "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready.\r\n", 0, ""),
+		C("a ID ({1+}\r\nx)\r\n", "", IMAP_NONSYNC, CL, "close/nonsync-literal"),
 	} },
 	{ "imap: audit: a literal over 8 KiB before TLS is logged and passes", IMAP, STARTTLS, MODULE, 1, 0, {
 		SPASS(IMAP_GREET),
 		C("a LOGIN bob {9000+}\r\n", "a LOGIN bob {9000+}\r\n", "", 0,
-		  "would-refuse/auth-before-tls would-refuse/line-too-long"),
+		  "would-refuse/auth-before-tls would-refuse/nonsync-literal would-refuse/line-too-long"),
 		CPASS(A8192 A512 A256 A32 "aaaaaaaa\r\n"),
 		SPASS("a OK Logged in\r\n"),
 	} },
@@ -726,6 +815,12 @@ static const struct row rows[] = {
 		SPASS(POP_GREET),
 		CPASS("CAPA\r\n"),
 		S(CAPA_S, "", CAPA_PRE, 0, ""),
+	} },
+	{ "pop3: commands as Dovecot reads them: up to a NUL", POP3, OPPORT, MODULE, 0, 0, {
+		SPASS(POP_GREET),
+		C("USER\x00 bob\r\n", "", POP_NEED, 0, "refuse/auth-before-tls"),
+		C("AUTH\x00\r\n", "", POP_NEED, 0, "refuse/auth-before-tls"),
+		C("PASS\x00secret\r\n", "", POP_NEED, 0, "refuse/auth-before-tls"),
 	} },
 	{ "pop3: a daemon doing TLS: STLS kept once", POP3, STARTTLS, DAEMON, 0, 0, {
 		SPASS(POP_GREET),
