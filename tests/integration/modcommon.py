@@ -38,7 +38,7 @@ TEXT_LINE_MAX = 8192
 # --- the test mail server's texts (tests/server/mailserver.py)
 SMTP_GREETING = b"220 mail.test ESMTP tlspolicy-test\r\n"
 POP3_GREETING = b"+OK tlspolicy-test ready\r\n"
-IMAP_CAPS_PLAIN = b"IMAP4rev1 SASL-IR LITERAL+ ID IDLE"       # the daemon's, minus AUTH=*
+IMAP_CAPS_PLAIN = b"IMAP4rev1 ID IDLE"       # the daemon's, minus AUTH=* SASL-IR LITERAL+
 IMAP_CAPS_TLS = b"IMAP4rev1 AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID IDLE"
 
 SMTP_REPLY = re.compile(rb"^\d{3} [^\r\n]*\r\n", re.M)        # the last line of a reply

@@ -2,10 +2,12 @@
 
 DESIGN.md "Protocol behaviour before TLS", IMAP column: the greeting's and
 CAPABILITY's capability lists before TLS (no AUTH=*, STARTTLS
-LOGINDISABLED) and after it (AUTH=* back, no STARTTLS), LOGIN and
-AUTHENTICATE refused with the tagged PRIVACYREQUIRED NO and their
-credentials never forwarded, literals framed right (a refused "{n}" gets
-no continuation, a "{n+}" is read and dropped, never run as a command),
+LOGINDISABLED, and nothing that invites credentials: no SASL-IR, no
+LITERAL+ or LITERAL-) and after it (AUTH=*, SASL-IR, LITERAL+ back, no
+STARTTLS), LOGIN and AUTHENTICATE refused with the tagged PRIVACYREQUIRED
+NO and their credentials never forwarded, literals framed right (a
+refused "{n}" gets no continuation, a "{n+}" before TLS ends the session
+with "* BYE", a line whose tag the daemon rejects announces no literal),
 the upgrade and the upgrade again inside TLS, STARTTLS injection, and
 the 8 KiB line limit.
 """
@@ -18,13 +20,14 @@ from modcommon import (IMAP_CAPS_PLAIN, IMAP_CAPS_TLS, IMAP_GO_TLS, IMAP_NEED_TL
 
 GREETING_BEFORE_TLS = b"* OK [CAPABILITY " + IMAP_CAPS_PLAIN + b" STARTTLS LOGINDISABLED] tlspolicy-test ready\r\n"
 # a daemon that offers STARTTLS itself keeps it in its place; LOGINDISABLED is added
-GREETING_DAEMON_STARTTLS = (b"* OK [CAPABILITY IMAP4rev1 STARTTLS SASL-IR LITERAL+ ID IDLE LOGINDISABLED]"
+GREETING_DAEMON_STARTTLS = (b"* OK [CAPABILITY IMAP4rev1 STARTTLS ID IDLE LOGINDISABLED]"
                             b" tlspolicy-test ready\r\n")
 GREETING_TLS = b"* OK [CAPABILITY " + IMAP_CAPS_TLS + b"] tlspolicy-test ready\r\n"
 CAPABILITY_BEFORE_TLS = (b"* CAPABILITY " + IMAP_CAPS_PLAIN + b" STARTTLS LOGINDISABLED\r\n"
                          b"c OK Capability completed.\r\n")
 CAPABILITY_AFTER_TLS = b"* CAPABILITY " + IMAP_CAPS_TLS + b"\r\nc OK Capability completed.\r\n"
 PASSWORD = unique("imap-pw")
+TP_NONSYNC = b"* BYE Non-synchronizing literals are not allowed before TLS.\r\n"
 
 
 class IMAPTest(ModuleCase):
@@ -56,7 +59,7 @@ class IMAPTest(ModuleCase):
                 self.assertEqual(r.read_line(), greeting)
                 r.sendline("c CAPABILITY")
                 want = CAPABILITY_BEFORE_TLS if port != "imap-d" else (
-                    b"* CAPABILITY IMAP4rev1 STARTTLS SASL-IR LITERAL+ ID IDLE LOGINDISABLED\r\n"
+                    b"* CAPABILITY IMAP4rev1 STARTTLS ID IDLE LOGINDISABLED\r\n"
                     b"c OK Capability completed.\r\n")
                 self.assertEqual(r.read_until(b"c OK Capability completed.\r\n"), want)
                 self.logout(r)
@@ -112,30 +115,43 @@ class IMAPTest(ModuleCase):
         self.assertServerGot(r, ["n NOOP", "z LOGOUT"])
         self.assertNeverSeen(secret)
 
-    def test_non_synchronising_literal_is_read_and_dropped(self):
-        """RFC 7888: "{n+}" literals follow at once; refused, they are
-        dropped, and a literal that looks like a command never runs as one"""
+    def test_non_synchronising_literal_before_tls_closes(self):
+        """RFC 7888: "{n+}" literals follow at once; LITERAL+ is not offered
+        before TLS, so one is a protocol error: "* BYE", nothing of it
+        forwarded, logged; on a refused LOGIN, and on a forwarded command
+        whose tag the daemon rejects, where the daemon would have run the
+        literal's content as a command (it skips to the LF)"""
         secret = unique("literal-pw")
-        r = self.imap_greeted("imap")
-        user = b"X CAPABILITY\r\n"
-        r.send(b"a LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(user), user, len(secret), secret.encode()))
-        self.assertEqual(r.read_line(), b"a " + IMAP_NEED_TLS)
-        self.noop(r, "n")               # the framing is intact
-        self.assertEqual(r.read_for(0.2), b"", "no CAPABILITY and no X reply")
-        self.logout(r)
-        self.assertServerGot(r, ["n NOOP", "z LOGOUT"])
+        login = ("a LOGIN test %s\r\n" % PASSWORD).encode()
+        streams = [b"a LOGIN {4+}\r\ntest {%d+}\r\n%s\r\n" % (len(secret), secret.encode()),
+                   b"x* ID {%d+}\r\n%s" % (len(login), login),
+                   b"b AUTHENTICATE PLAIN {8+}\r\n" + plain("test", secret).encode()[:8] + b"\r\n"]
+        for port in ("imap", "imap-o"):
+            for sent in streams:
+                with self.subTest(port=port, sent=sent[:16]):
+                    r = self.imap_greeted(port)
+                    r.send(sent)
+                    self.assertEqual(r.read_all(), TP_NONSYNC)
+                    self.assertServerGot(r, [])
+                    self.log_for(r, "action=close reason=nonsync-literal")
+        self.assertEqual(self.s.events("auth", ok=True), [])
         self.assertNeverSeen(secret)
 
-    def test_authenticate_with_sasl_ir_literal(self):
-        secret = unique("sasl-pw")
-        blob = plain("test", secret).encode()
-        r = self.imap_greeted("imap")
-        r.send(b"a AUTHENTICATE PLAIN {%d+}\r\n%s\r\n" % (len(blob), blob))
+    def test_invalid_tag_announces_no_literal(self):
+        """a tag the daemon rejects ("x*": Dovecot answers "* BAD" and skips
+        to the LF): the "{n}" is no literal to it, so the next line is a
+        command to the filter too, and LOGIN there is refused"""
+        secret = unique("tag-pw")
+        r = self.imap_greeted("imap-o")
+        r.send(b"x* ID {24}\r\n")
+        self.assertEqual(r.read_line(), b"* BAD Error in IMAP command received by server.\r\n")
+        r.send(b"a LOGIN test %s\r\n" % secret.encode())
         self.assertEqual(r.read_line(), b"a " + IMAP_NEED_TLS)
         self.noop(r, "n")
         self.logout(r)
-        self.assertServerGot(r, ["n NOOP", "z LOGOUT"])
-        self.assertNeverSeen(secret, blob.decode())
+        self.assertServerGot(r, ["x* ID {24}", "n NOOP", "z LOGOUT"])
+        self.assertEqual(self.s.events("auth", ok=True), [])
+        self.assertNeverSeen(secret)
 
     def test_other_commands_before_tls_reach_the_daemon(self):
         """not-authenticated state already limits them: the daemon answers"""
@@ -240,9 +256,9 @@ class IMAPTest(ModuleCase):
         """the announcing line is a legal line and has gone on to the daemon;
         none of the literal does, and the session ends"""
         r = self.imap_greeted("imap")
-        r.send(b"a NOOP {%d+}\r\nX LOGOUT\r\n" % (TEXT_LINE_MAX + 1))
+        r.send(b"a NOOP {%d}\r\nX LOGOUT\r\n" % (TEXT_LINE_MAX + 1))
         self.assertEqual(r.read_all(), IMAP_TOO_LONG)
-        self.assertServerGot(r, ["a NOOP {%d+}" % (TEXT_LINE_MAX + 1)])
+        self.assertServerGot(r, ["a NOOP {%d}" % (TEXT_LINE_MAX + 1)])
         self.log_for(r, "action=close reason=line-too-long")
 
 

@@ -98,11 +98,11 @@ class WrongClientTest(ModuleCase):
         cases = [
             ("mx", b"EHLO client.test\r\nMAIL FROM:<a@client.test>\r\nRCPT TO:<b@mail.test>\r\n"
                    b"DATA\r\n" + body + b"QUIT\r\n",       # the body before the 354: held, then sent
-             re.compile(rb"^220 .*\r\n250-mail.test\r\n(250-.*\r\n)*250 CHUNKING\r\n250 2.1.0 Ok\r\n"
+             re.compile(rb"^220 .*\r\n250-mail.test\r\n(250-.*\r\n)*250 8BITMIME\r\n250 2.1.0 Ok\r\n"
                         rb"250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
                         rb"250 2.0.0 Ok: queued as \d+\r\n221 2.0.0 Bye\r\n$")),
             ("submission", b"EHLO client.test\r\nAUTH PLAIN AHRlc3QAc2VjcmV0\r\nQUIT\r\n",
-             re.compile(rb"^220 .*\r\n250-mail.test\r\n(250-.*\r\n)*250 CHUNKING\r\n530 5.7.0 Must "
+             re.compile(rb"^220 .*\r\n250-mail.test\r\n(250-.*\r\n)*250 8BITMIME\r\n530 5.7.0 Must "
                         rb"issue a STARTTLS command first\r\n221 2.0.0 Bye\r\n$")),
             ("pop3", b"CAPA\r\nQUIT\r\n",
              re.compile(rb"^\+OK tlspolicy-test ready\r\n\+OK Capability list follows\r\n(.*\r\n)*"

@@ -434,7 +434,9 @@ class SMTP(Conn):
         while True:
             line = self.readline()
             self.line_event(line, body=True)
-            if line in (b".\r\n", b".\n"):
+            # Postfix's framing: a line ends at LF, every CR before it is
+            # stripped, so ".\n" and ".\r\r\n" end the data too
+            if line.rstrip(b"\n").rstrip(b"\r") == b".":
                 break
             if line.startswith(b"."):   # RFC 5321 4.5.2 transparency
                 line = line[1:]
@@ -736,7 +738,20 @@ class IMAP(Conn):
             line = self.readline()
             self.line_event(line)
 
+    @staticmethod
+    def tag_valid(line):
+        """Dovecot's reading of a tag: from the first octet to SP, CR or LF,
+        printable ASCII but ( ) { % * " \\ + ]"""
+        m = re.match(rb"([^ \r\n]*)", line)
+        tag = m.group(1)
+        return bool(tag) and all(0x20 < c < 0x7f and chr(c) not in '(){%*"\\+]' for c in tag)
+
     def handle(self, line):
+        if not self.tag_valid(line):
+            # as Dovecot: the rest of the line is skipped, a literal's
+            # announcement included (its octets are the next command)
+            self.reply("* BAD Error in IMAP command received by server.")
+            return True
         try:
             args = imap_nest(self.read_args(line))
         except ValueError as e:
