@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -33,6 +34,7 @@
 #include "connlimits.h"
 #include "relay.h"
 #include <wolfssl/wolfcrypt/ecc.h>	/* after options.h, which relay.h includes */
+#include <wolfssl/wolfcrypt/memory.h>
 #include "tlsrec.h"
 #include "tplog.h"
 
@@ -104,34 +106,118 @@ struct tp_worker {
 
 /* --- buffers ------------------------------------------------------------ */
 
+/*
+ * The bytes in these buffers are the session in plaintext (credentials
+ * too): none is left behind in memory that is freed or no longer used,
+ * so a later heap bug or a core dump cannot show them (issue 9, item 18).
+ */
+
+/* buf_grow - a bigger buffer; not realloc, which would free the old copy unwiped */
+static int buf_grow(struct buf *b, size_t cap)
+{
+	uint8_t *d = malloc(cap);
+
+	if (d == NULL)
+		return -1;
+	if (b->len > 0)
+		memcpy(d, b->data, b->len);
+	if (b->data != NULL) {
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+	}
+	b->data = d;
+	b->cap = cap;
+	return 0;
+}
+
 static int buf_add(struct buf *b, const uint8_t *p, size_t n)
 {
 	if (n == 0)
 		return 0;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
-		uint8_t *d;
 
 		while (cap < b->len + n)
 			cap *= 2;
 		/* the filter never makes more than a line or two of its own */
-		if (cap > 2 * TP_RELAY_BUFFER + 2 * READ_CHUNK)
+		if (cap > 2 * TP_RELAY_BUFFER + 2 * READ_CHUNK || buf_grow(b, cap) < 0)
 			return -1;
-		d = realloc(b->data, cap);
-		if (d == NULL)
-			return -1;
-		b->data = d;
-		b->cap = cap;
 	}
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
 	return 0;
 }
 
+/* buf_drop - n bytes sent; the tail they moved out of is wiped */
 static void buf_drop(struct buf *b, size_t n)
 {
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
+	explicit_bzero(b->data + b->len, n);
+}
+
+static void buf_free(struct buf *b)
+{
+	if (b->data != NULL)
+		explicit_bzero(b->data, b->cap);
+	free(b->data);
+	*b = (struct buf){ 0 };
+}
+
+/*
+ * consumed - the filter's output has been copied into our buffers: wipe
+ * it where it lies (the filter's buffers, valid until its next call and
+ * rewritten from their start then, would otherwise keep the longest line
+ * that ever passed, e.g. an AUTH line, until the filter is freed unwiped)
+ */
+static void consumed(const struct tp_filter_out *out)
+{
+	if (out->to_server_len > 0)
+		explicit_bzero((void *)(uintptr_t)out->to_server, out->to_server_len);
+	if (out->to_client_len > 0)
+		explicit_bzero((void *)(uintptr_t)out->to_client, out->to_client_len);
+}
+
+/* --- wolfSSL's heap ------------------------------------------------------------ */
+
+/*
+ * wolfSSL decrypts records in place in its input buffers and builds them
+ * from plaintext in its output buffers, and frees both with the session;
+ * its API has no switch to wipe them, but it lets the allocator be
+ * replaced: every block it frees (or moves by realloc) is wiped first.
+ */
+static void wipe_free_cb(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *malloc_cb(size_t n)
+{
+	return malloc(n);
+}
+
+static void *wipe_realloc_cb(void *p, size_t n)
+{
+	size_t old;
+	void *d;
+
+	if (p == NULL)
+		return malloc(n);
+	old = malloc_usable_size(p);
+	d = malloc(n ? n : 1);
+	if (d == NULL)
+		return NULL;
+	memcpy(d, p, old < n ? old : n);
+	wipe_free_cb(p);
+	return d;
+}
+
+int tp_relay_wipe_tls_heap(void)
+{
+	return wolfSSL_SetAllocators(malloc_cb, wipe_free_cb, wipe_realloc_cb) == 0 ? 0 : -1;
 }
 
 /* --- logging ---------------------------------------------------------------- */
@@ -207,8 +293,8 @@ static void conn_close(struct tp_worker *w, struct conn *c)
 	if (c->limits != NULL)
 		tp_limits_release(c->limits, c->addr);
 	c->limits = NULL;
-	free(c->to_app.data);
-	free(c->to_client.data);
+	buf_free(&c->to_app);
+	buf_free(&c->to_client);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -237,10 +323,12 @@ static void apply(struct conn *c, const struct tp_filter_out *out, int rc)
 	log_events(c, out);
 	if (buf_add(&c->to_app, out->to_server, out->to_server_len) < 0 ||
 	    buf_add(&c->to_client, out->to_client, out->to_client_len) < 0) {
+		consumed(out);
 		conn_log(c, LOG_WARNING, "close", "buffer-full", NULL);
 		c->dead = 1;
 		return;
 	}
+	consumed(out);
 	if (out->flags & (TP_FILTER_START_TLS | TP_FILTER_EXPECT_TLS)) {
 		/* the upgrade is under way: from here the handshake's limit holds */
 		c->quiet_deadline = 0;
@@ -590,6 +678,7 @@ static int read_client(struct conn *c)
 		c->quiet_deadline = c->last + c->rule->plaintext_timeout;
 	memset(&out, 0, sizeof(out));
 	rc = tp_filter_client(c->filter, data, (size_t)n, &out);
+	explicit_bzero(data, (size_t)n);
 	apply(c, &out, rc);
 	return 1;
 }
@@ -613,6 +702,7 @@ static int read_app(struct conn *c)
 	c->last = time(NULL);
 	memset(&out, 0, sizeof(out));
 	rc = tp_filter_server(c->filter, data, (size_t)n, &out);
+	explicit_bzero(data, (size_t)n);
 	apply(c, &out, rc);
 	return 1;
 }

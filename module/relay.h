@@ -21,6 +21,13 @@ struct tp_limits;
 #define TP_RELAY_IDLE_TIMEOUT 3600
 
 /*
+ * tp_relay_wipe_tls_heap - have wolfSSL wipe every block it frees (its
+ * record buffers hold the session in plaintext); call before wolfSSL_Init.
+ * 0, or -1 if this wolfSSL does not let its allocator be replaced.
+ */
+int tp_relay_wipe_tls_heap(void);
+
+/*
  * tp_worker_new - a worker; NULL on failure.  Connections are counted in
  * limits (shared by the workers, owned by the caller, outliving them);
  * NULL: no limits.

@@ -637,6 +637,8 @@ int main(int argc, char **argv)
 	}
 	if (prepare_drop(path, as_root) < 0)
 		return 1;
+	if (tp_relay_wipe_tls_heap() < 0)
+		tp_log(LOG_WARNING, "action=start note=\"wolfSSL's buffers cannot be wiped on free here\"");
 	wolfSSL_Init();
 	d.cur = calloc(1, sizeof(*d.cur));
 	if (d.cur == NULL || load(path, &d.policy, &d.ctx) < 0) {

@@ -19,10 +19,12 @@ the client sees the new certificate.
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import ssl
 import tempfile
+import time
 
 import harness
 
@@ -161,3 +163,66 @@ class PrivilegesTest(harness.TestCase):
             self.assertEqual(peer_certificate(port, third[0]), der(third[0]))
             self.assertNotIn("reload-failed", s.log)
             self.assertEqual(proc_status(s.daemon.pid)["Uid"], [str(uid)] * 4)
+
+
+def memory_holds(pid, needles):
+    """which of needles (bytes) are anywhere in the writable memory of pid
+    (heap, stacks, anonymous maps), read through /proc/PID/mem as a core
+    dump would show it"""
+    found = set()
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if "w" not in fields[1] or (len(fields) > 5 and fields[5].startswith("[v")):
+                continue
+            try:
+                mem.seek(lo)
+                chunk = mem.read(hi - lo)
+            except OSError:
+                continue
+            found.update(n for n in needles if n in chunk)
+    return found
+
+
+class WipeTest(harness.TestCase):
+    """issue 9, item 18: what passed through the relay in plaintext after TLS
+    (an AUTH PLAIN line, a message) is not left in tlspolicyd's memory once
+    the session has ended -- its buffers, the filter's output and wolfSSL's
+    record buffers are wiped before they are freed or reused"""
+
+    timeout = 60
+
+    def setUp(self):
+        harness.require_module()
+
+    def test_session_leaves_no_plaintext(self):
+        import uuid
+        from modcommon import plain
+        password = "pw-" + uuid.uuid4().hex
+        marker = "body-" + uuid.uuid4().hex
+        with harness.Setup({"sub": ("smtp", "starttls")}, password=password) as s:
+            auth = plain(s.user, password)
+            for _ in range(3):
+                r = s.raw("sub")
+                for line, reply in ((None, b"220 "), ("EHLO client.test", b"250 "),
+                                    ("STARTTLS", b"220 "), ("tls", None),
+                                    ("EHLO client.test", b"250 "), ("AUTH PLAIN " + auth, b"235 "),
+                                    ("MAIL FROM:<a@client.test>", b"250 "),
+                                    ("RCPT TO:<b@mail.test>", b"250 "), ("DATA", b"354 "),
+                                    ("Subject: wipe\r\n\r\n%s\r\n." % marker, b"250 "),
+                                    ("QUIT", b"221 ")):
+                    if line == "tls":
+                        r.starttls()
+                        continue
+                    if line is not None:
+                        r.sendline(line)
+                    r.read_until(re.compile(re.escape(reply) + rb".*\r\n"))
+                r.close()
+            deadline = time.monotonic() + 10
+            while s.log.count("action=end") < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(s.log.count("action=end"), 3, s.log[-2000:])
+            needles = {auth.encode(), marker.encode(), password.encode()}
+            self.assertEqual(memory_holds(s.daemon.pid, needles), set(),
+                             "plaintext of ended sessions is still in tlspolicyd's memory")
