@@ -217,6 +217,30 @@ ssize_t pn_holders(unsigned long inode, struct pn_holder **out, size_t *denied)
 
 /* --- who listens on the relay socket ------------------------------------- */
 
+/*
+ * connect_bounded - a UNIX stream connect that a listener cannot stall:
+ * blocking, connect() waits for as long as the listener's backlog is full
+ * (a squatter need never accept), non-blocking it fails with EAGAIN; so
+ * retry for at most PEER_WAIT_MS, then ETIMEDOUT
+ */
+#define PEER_WAIT_MS 1000
+#define PEER_RETRY_MS 20
+
+static int connect_bounded(int s, const struct sockaddr_un *sa, unsigned len)
+{
+	for (int waited = 0; ; waited += PEER_RETRY_MS) {
+		if (connect(s, (const struct sockaddr *)sa, (socklen_t)len) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+		if (waited >= PEER_WAIT_MS) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		usleep(PEER_RETRY_MS * 1000);
+	}
+}
+
 int pn_relay_connect(const char *name, struct pn_peer *peer)
 {
 	struct sockaddr_un sa;
@@ -229,10 +253,10 @@ int pn_relay_connect(const char *name, struct pn_peer *peer)
 		errno = EINVAL;
 		return -1;
 	}
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0)
 		return -1;
-	if (connect(s, (struct sockaddr *)&sa, (socklen_t)len) < 0 ||
+	if (connect_bounded(s, &sa, len) < 0 || fcntl(s, F_SETFL, 0) < 0 ||
 	    getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
 		e = errno == ENOENT ? ECONNREFUSED : errno;
 		close(s);

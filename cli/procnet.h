@@ -74,8 +74,9 @@ struct pn_peer {
  * pn_relay_connect - connect to the relay socket name ("@name") and read
  * who listens there.  Returns the connected socket (the caller closes it;
  * nothing was sent on it) and fills *peer; -1 with errno ECONNREFUSED if
- * nobody listens there (or name is not an abstract name: EINVAL), another
- * errno on failure.
+ * nobody listens there (or name is not an abstract name: EINVAL),
+ * ETIMEDOUT if the listener's backlog stayed full for a second, another
+ * errno on failure.  Never blocks longer than that.
  */
 int pn_relay_connect(const char *name, struct pn_peer *peer);
 

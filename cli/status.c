@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct status {
 	struct pn_peer peer;	/* who, unless LS_NOBODY */
 	struct pn_record record;	/* what tlspolicyd recorded it serves */
 	int recorded;		/* 1: record is its, and it is alive */
+	int stalled;		/* a listener is there but accepts nobody */
 	int daemon_running;
 	struct pn_holder *daemon;
 	size_t ndaemon;
@@ -74,6 +76,7 @@ static void identify(struct status *s)
 	s->recorded = pn_record_read(s->rundir, &s->record, why, sizeof(why)) == 1;
 	fd = pn_relay_connect(name, &s->peer);
 	if (fd < 0) {
+		s->stalled = errno == ETIMEDOUT;
 		s->listener = LS_NOBODY;
 		return;
 	}
@@ -239,7 +242,8 @@ static void print_daemon(const struct status *s)
 		printf("tlspolicyd: %s", s->daemon_running ? "running" : "NOT RUNNING");
 		for (size_t i = 0; i < s->ndaemon; i++)
 			printf("%s%d", i ? "," : " (pid ", (int)s->daemon[i].pid);
-		printf("%s on %s\n", s->ndaemon ? ")" : "", name);
+		printf("%s on %s%s\n", s->ndaemon ? ")" : "", name,
+		       s->stalled ? " (something listens there but accepts no connection)" : "");
 	}
 	if (s->recorded && (strcmp(s->record.relay_socket, name) != 0 ||
 			    strcmp(s->record.user, tp_policy_user(s->policy)) != 0))

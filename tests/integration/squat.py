@@ -4,7 +4,9 @@ The attack on the relay socket: abstract names have no permissions, so any
 local user (here `nobody`, via setpriv) can bind the name tlspolicyd uses
 while it is not there, or a name a policy is about to switch to.  The
 squatter accepts every connection and counts what it receives (bytes and
-SCM_RIGHTS descriptors); the tests assert that it gets nothing.
+SCM_RIGHTS descriptors); the tests assert that it gets nothing.  With
+stall=True it accepts nobody (backlog 0): whoever connects once it is full
+waits, and tlspolicyctl must not wait with it.
 
     with Squatter(s, "@name") as sq:
         ...
@@ -23,11 +25,14 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 PROGRAM = r'''
 import array, json, os, select, socket, sys, time
-name, seconds, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+name, seconds, out, stall = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4] == "stall"
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind("\0" + name[1:])
-s.listen(64)
+s.listen(0 if stall else 64)
 print("listening", flush=True)
+if stall:                       # accepts nobody: whoever connects waits on its backlog
+    time.sleep(seconds)
+    sys.exit(0)
 seen = {"connections": 0, "bytes": 0, "fds": 0}
 conns, end = [], time.monotonic() + seconds
 def save():
@@ -62,7 +67,7 @@ while time.monotonic() < end:
 class Squatter:
     """`nobody` bound to an abstract name for up to `seconds`, stopped on exit"""
 
-    def __init__(self, setup, name, seconds=60):
+    def __init__(self, setup, name, seconds=60, stall=False):
         harness.require("setpriv")
         self.name = name
         # nobody writes its report into a directory of its own
@@ -71,7 +76,8 @@ class Squatter:
         os.chown(self.dir, 65534, 65534)
         os.chmod(setup.tmp, 0o755)
         self.out = os.path.join(self.dir, "seen.json")
-        self.proc = subprocess.Popen(NOBODY + [sys.executable, "-c", PROGRAM, name, str(seconds), self.out],
+        self.proc = subprocess.Popen(NOBODY + [sys.executable, "-c", PROGRAM, name, str(seconds), self.out,
+                                              "stall" if stall else "accept"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True)
         setup.add_closer(self.stop)

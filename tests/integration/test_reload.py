@@ -30,6 +30,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import threading
 import time
 
@@ -286,6 +287,22 @@ class ReloadTest(harness.TestCase):
                 self.assertEqual(published(s), before)
                 seen = sq.report()
                 self.assertEqual((seen["bytes"], seen["fds"]), (0, 0), seen)
+            # one that accepts nobody, its backlog full: reload does not wait on it
+            with squat.Squatter(s, s.relay_socket, stall=True):
+                filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.addCleanup(filler.close)
+                filler.connect("\0" + s.relay_socket[1:])
+                started = time.monotonic()
+                rc, out, err = s.ctl("reload")
+                self.assertEqual((rc, out), (1, ""), err)
+                self.assertLess(time.monotonic() - started, 5)
+                self.assertIn("reload: cannot connect to %s: Connection timed out; nothing published; "
+                              "generation 1 stays" % s.relay_socket, err)
+                self.assertEqual(published(s), before)
+                rc, out, err = s.ctl("status")
+                self.assertEqual(rc, 1)
+                self.assertIn("tlspolicyd: NOT RUNNING on %s (something listens there but accepts no "
+                              "connection)" % s.relay_socket, out)
 
     def test_reload_refuses_relay_socket_or_user_change(self):
         # with and without a generation published before (tlspolicyd then
@@ -446,3 +463,46 @@ class ReloadTest(harness.TestCase):
             self.assertNotEqual(s.daemon.wait(harness.START_TIMEOUT), 0)
             self.assertRegex(s.log, r"action=start-failed reason=published-unreadable error=\"published "
                                     r"generation %s/generation unreadable: Permission denied\"" % re.escape(s.rundir))
+
+    def test_record_that_cannot_be_trusted(self):
+        # tlspolicyd's record says which name reload may talk to: a record
+        # reload cannot trust stops it, saying why, and nothing is published
+        rows = [  # (what is done to the record, what reload says)
+            ("garbled", r"tlspolicyd: line 2 is not \"pid N\", \"relay_socket @NAME\" or \"user NAME\""),
+            ("incomplete", r"tlspolicyd: it lacks a pid, relay_socket or user line"),
+            ("writable by others", r"tlspolicyd is not a regular file of root's that only root may write"),
+            ("a symlink", r"tlspolicyd: Too many levels of symbolic links"),
+            ("too long", r"tlspolicyd: too long"),
+        ]
+        with harness.Setup({"sub": ("smtp", "starttls")}, publish=True) as s:
+            record = os.path.join(s.rundir, "tlspolicyd")
+            with open(record) as f:
+                good = f.read()
+            self.assertEqual(good.splitlines()[1:], ["pid %d" % s.daemon.pid, "relay_socket %s" % s.relay_socket,
+                                                     "user tlspolicy"])
+            self.assertEqual(os.stat(record).st_mode & 0o7777, 0o644)
+            before = published(s)
+            for what, says in rows:
+                with self.subTest(what):
+                    os.unlink(record)
+                    if what == "a symlink":
+                        other = os.path.join(s.tmp, "elsewhere")
+                        with open(other, "w") as f:
+                            f.write(good)
+                        os.symlink(other, record)
+                    else:
+                        text = {"garbled": good.replace("pid ", "pid: "),
+                                "incomplete": "\n".join(good.splitlines()[:2]) + "\n",
+                                "too long": good + "#" * 2000 + "\n"}.get(what, good)
+                        with open(record, "w") as f:
+                            f.write(text)
+                        os.chmod(record, 0o666 if what == "writable by others" else 0o644)
+                    rc, out, err = s.ctl("reload")
+                    self.assertEqual((rc, out), (1, ""), err)
+                    self.assertRegex(err, r"^tlspolicyctl: reload: cannot tell which relay socket tlspolicyd serves: "
+                                          r"%s/%s\n$" % (re.escape(s.rundir), says))
+                    self.assertEqual(published(s), before)
+            os.unlink(record)
+            with open(record, "w") as f:
+                f.write(good)
+            self.assertEqual(s.reload(), "generation 2\n")
