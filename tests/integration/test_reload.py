@@ -506,3 +506,17 @@ class ReloadTest(harness.TestCase):
             with open(record, "w") as f:
                 f.write(good)
             self.assertEqual(s.reload(), "generation 2\n")
+
+    def test_tlspolicyd_under_umask_077_makes_a_readable_run_directory(self):
+        # systemd's UMask=0077 applies to ExecStart= too: the run directory
+        # tlspolicyd makes must still be readable by the shims
+        with harness.Setup({"sub": ("smtp", "starttls")}) as s:
+            s.stop_daemon()
+            shutil.rmtree(s.rundir)
+            old = os.umask(0o077)
+            try:
+                s.start_daemon()
+            finally:
+                os.umask(old)
+            self.assertEqual(os.stat(s.rundir).st_mode & 0o7777, 0o755)
+            self.assertEqual(os.stat(os.path.join(s.rundir, "tlspolicyd")).st_mode & 0o7777, 0o644)
