@@ -359,6 +359,11 @@ class ReloadTest(harness.TestCase):
         """a system user of this test's own, removed at its end"""
         harness.require("useradd", "userdel", "setpriv")
         name = "tlsptest%d" % os.getpid()
+        try:
+            pwd.getpwnam(name)
+            harness.run(["userdel", name])      # left by a run that was killed
+        except KeyError:
+            pass
         rc, out, err = harness.run(["useradd", "--system", "--no-create-home", "--user-group",
                                     "--shell", "/usr/sbin/nologin", name])
         self.assertEqual(rc, 0, err)
