@@ -11,6 +11,109 @@
 #include "ctl.h"
 #include "json.h"
 #include "policy.h"
+#include "tlsctx.h"
+
+/*
+ * where_set - the file, line and section that set key for rule r: the
+ * port's section or [global].  Line 0 (and the main file) for a default.
+ */
+static int where_set(const struct tp_policy *p, const struct tp_rule *r, enum tp_key_id key,
+		     char *file, size_t size, const char **section_r)
+{
+	const char *got, *gsrc, *colon;
+	char src[4200];
+
+	/* the source may be the library's buffer, rewritten by the next call */
+	tp_policy_value(p, r, key, &got);
+	snprintf(src, sizeof(src), "%s", got);
+	tp_policy_value(p, NULL, key, &gsrc);
+	*section_r = strcmp(src, gsrc) == 0 ? "global" : r->section;
+	colon = strrchr(src, ':');
+	if (colon == NULL || strcmp(src, "default") == 0) {
+		snprintf(file, size, "%s", tp_policy_file(p, 0));
+		return 0;
+	}
+	snprintf(file, size, "%.*s", (int)(colon - src), src);
+	return atoi(colon + 1);
+}
+
+/* lowest_version - the lowest protocol floor this wolfSSL accepts, for the advice */
+static const char *lowest_version(void)
+{
+	static const int wolf[] = { WOLFSSL_TLSV1, WOLFSSL_TLSV1_1, WOLFSSL_TLSV1_2, WOLFSSL_TLSV1_3 };
+	static const char *const name[] = { "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3" };
+	WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+	size_t i = 0;
+
+	while (ctx != NULL && i < 3 && wolfSSL_CTX_SetMinVersion(ctx, wolf[i]) != WOLFSSL_SUCCESS)
+		i++;
+	wolfSSL_CTX_free(ctx);
+	return name[i];
+}
+
+/* context_advice - what to write instead, for the key a context failed on */
+static void context_advice(enum tp_key_id key, int from_profile, const char *error, char *out,
+			   size_t size)
+{
+	if (key == TP_KEY_MIN_PROTOCOL && from_profile) {
+		snprintf(out, size, "the installed wolfSSL cannot do this profile's floor (%s), so "
+			 "tlspolicyd would not start; add min_protocol = TLSv1.2 (RFC 8996; the lowest "
+			 "this wolfSSL has is %s)", error, lowest_version());
+		return;
+	}
+	switch (key) {
+	case TP_KEY_MIN_PROTOCOL:
+		snprintf(out, size, "the installed wolfSSL cannot do this floor (%s), so tlspolicyd would "
+			 "not start; write min_protocol = TLSv1.2 (RFC 8996; the lowest this wolfSSL "
+			 "has is %s)", error, lowest_version());
+		break;
+	case TP_KEY_PROFILE:
+	case TP_KEY_BAN_CIPHERS:
+		snprintf(out, size, "the installed wolfSSL takes none of the suites left (%s), so "
+			 "tlspolicyd would not start; ban fewer suites or choose another profile", error);
+		break;
+	default:
+		snprintf(out, size, "wolfSSL cannot use it (%s), so tlspolicyd would not start", error);
+		break;
+	}
+}
+
+/*
+ * check_contexts - build the TLS contexts tlspolicyd will build (tlsctx.h),
+ * so that whatever the installed wolfSSL cannot do is an error here, at
+ * the line that set it, not a refusal to start
+ */
+static void check_contexts(const struct tp_policy *p, struct tp_diags *d)
+{
+	wolfSSL_Init();
+	for (size_t i = 0; i < tp_policy_rule_count(p); i++) {
+		const struct tp_rule *r = tp_policy_rule(p, i);
+		enum tp_key_id key = TP_KEY_CERTIFICATE, at;
+		char error[512], file[4096], advice[1200];
+		const char *section, *src;
+		WOLFSSL_CTX *ctx;
+		int line, from_profile;
+
+		if (r->tls_by != TP_BY_MODULE || r->tls == TP_TLS_REFUSE)
+			continue;
+		ctx = tp_tlsctx_new(r, NULL, &key, error, sizeof(error));
+		if (ctx != NULL) {
+			wolfSSL_CTX_free(ctx);
+			continue;
+		}
+		if (key == TP_KEY_BAN_CIPHERS && strncmp(tp_policy_value(p, r, key, &src) ? src : "default",
+							 "default", 7) == 0)
+			key = TP_KEY_PROFILE;	/* the profile's suites, nothing banned by hand */
+		tp_policy_value(p, r, key, &src);
+		from_profile = strncmp(src, "profile ", 8) == 0;
+		at = from_profile ? TP_KEY_PROFILE : key;	/* the line that chose it */
+		line = where_set(p, r, at, file, sizeof(file), &section);
+		context_advice(key, from_profile, error, advice, sizeof(advice));
+		tp_diags_add(d, TP_ERROR, file, line, section, tp_keys[at].name,
+			     tp_policy_value(p, r, at, &src), "%s", advice);
+	}
+	wolfSSL_Cleanup();
+}
 
 static void print_json(const struct tp_diags *d)
 {
@@ -85,6 +188,15 @@ int ctl_validate(int argc, char **argv)
 	if (d == NULL)
 		return 1;
 	p = tp_policy_load(path, TP_LOAD_CHECK_FILES, d);
+	if (p != NULL) {
+		const char *files[64];
+		size_t n = 0;
+
+		check_contexts(p, d);
+		for (; n < tp_policy_file_count(p) && n < 64; n++)
+			files[n] = tp_policy_file(p, n);
+		tp_diags_sort(d, files, n);
+	}
 	errors = tp_diags_count(d, TP_ERROR);
 	warnings = tp_diags_count(d, TP_WARNING);
 	rc = errors > 0 || (strict && warnings > 0);

@@ -27,8 +27,18 @@ void tp_cert_check(const char *cert, const struct tp_where *cw,
 	(void)cert, (void)cw, (void)key, (void)kw, (void)d;
 }
 #else
+#include <stdint.h>
+#include <stdlib.h>
+
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/ed25519.h>
+
+/* the largest certificate or key file compared (a chain of a few certificates is ~10 KiB) */
+#define PEM_MAX (1024 * 1024)
 
 static void say(struct tp_diags *d, enum tp_severity sev,
 		const struct tp_where *w, const char *key, const char *path,
@@ -140,6 +150,121 @@ static int is_encrypted(const char *key)
 	return strstr(buf, "ENCRYPTED") != NULL;
 }
 
+/* slurp - a file's bytes (at most PEM_MAX), NUL-terminated; NULL if unreadable */
+static unsigned char *slurp(const char *path, int *len_r)
+{
+	FILE *f = fopen(path, "r");
+	unsigned char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(PEM_MAX + 1);
+	n = buf != NULL ? fread(buf, 1, PEM_MAX, f) : 0;
+	fclose(f);
+	if (buf != NULL)
+		buf[n] = '\0';
+	*len_r = (int)n;
+	return buf;
+}
+
+static void wipe_free(unsigned char *buf, int len)
+{
+	if (buf != NULL)
+		explicit_bzero(buf, (size_t)len);
+	free(buf);
+}
+
+/* ends_with - does the certificate's key (SPKI for ECC, raw for Ed25519) end with pub? */
+static int ends_with(const byte *spki, word32 slen, const byte *pub, word32 plen)
+{
+	return plen > 0 && slen >= plen && memcmp(spki + slen - plen, pub, plen) == 0;
+}
+
+/* ecc_public_matches - the public point of an EC private key (DER) is the certificate's */
+static int ecc_public_matches(const byte *der, word32 dlen, const byte *spki, word32 slen)
+{
+	ecc_key k;
+	word32 idx = 0, n;
+	byte point[160];
+	int ok = 0;
+
+	if (wc_GetPkcs8TraditionalOffset((byte *)(uintptr_t)der, &idx, dlen) < 0)
+		idx = 0;
+	if (wc_ecc_init(&k) != 0)
+		return 0;
+	/* the point is computed from the private scalar, never taken from the file */
+	if (wc_EccPrivateKeyDecode(der, &idx, &k, dlen) == 0 && wc_ecc_make_pub(&k, NULL) == 0) {
+		n = sizeof(point);
+		ok = wc_ecc_export_x963_ex(&k, point, &n, 0) == 0 && ends_with(spki, slen, point, n);
+		n = sizeof(point);
+		ok = ok || (wc_ecc_export_x963_ex(&k, point, &n, 1) == 0 && ends_with(spki, slen, point, n));
+	}
+	wc_ecc_free(&k);
+	return ok;
+}
+
+/* ed25519_public_matches - the public key of an Ed25519 private key (DER) is the certificate's */
+static int ed25519_public_matches(const byte *der, word32 dlen, const byte *pub, word32 plen)
+{
+#ifdef HAVE_ED25519
+	ed25519_key k;
+	word32 idx = 0;
+	byte mine[ED25519_PUB_KEY_SIZE];
+	int ok;
+
+	if (wc_ed25519_init(&k) != 0)
+		return 0;
+	ok = wc_Ed25519PrivateKeyDecode(der, &idx, &k, dlen) == 0 &&
+	     wc_ed25519_make_public(&k, mine, sizeof(mine)) == 0 &&
+	     plen == sizeof(mine) && memcmp(pub, mine, sizeof(mine)) == 0;
+	wc_ed25519_free(&k);
+	return ok;
+#else
+	(void)der, (void)dlen, (void)pub, (void)plen;
+	return 0;
+#endif
+}
+
+/*
+ * public_matches - wolfSSL_CTX_check_private_key compares RSA moduli, but
+ * here not the public key of an ECDSA or Ed25519 key with the
+ * certificate's (issue 9, item 17): so derive the key's public half from
+ * its private half and compare.  1 match, 0 mismatch, -1 an RSA (or other)
+ * certificate, left to wolfSSL's check.
+ */
+static int public_matches(const char *cert, const char *key)
+{
+	int clen = 0, klen = 0, rc = -1;
+	unsigned char *cpem = slurp(cert, &clen), *kpem = slurp(key, &klen);
+	byte *cder = malloc(PEM_MAX), *kder = malloc(PEM_MAX), spki[1024];
+	word32 slen = sizeof(spki);
+	int cdlen, kdlen;
+	DecodedCert dc;
+
+	if (cpem == NULL || kpem == NULL || cder == NULL || kder == NULL)
+		goto out;
+	cdlen = wc_CertPemToDer(cpem, clen, cder, PEM_MAX, CERT_TYPE);
+	kdlen = wc_KeyPemToDer(kpem, klen, kder, PEM_MAX, NULL);
+	if (cdlen <= 0)
+		goto out;
+	wc_InitDecodedCert(&dc, cder, (word32)cdlen, NULL);
+	if (wc_ParseCert(&dc, CERT_TYPE, NO_VERIFY, NULL) == 0 &&
+	    wc_GetPubKeyDerFromCert(&dc, spki, &slen) == 0) {
+		if (dc.keyOID == ECDSAk)
+			rc = kdlen > 0 && ecc_public_matches(kder, (word32)kdlen, spki, slen);
+		else if (dc.keyOID == ED25519k)
+			rc = kdlen > 0 && ed25519_public_matches(kder, (word32)kdlen, spki, slen);
+	}
+	wc_FreeDecodedCert(&dc);
+out:
+	wipe_free(kpem, klen);
+	wipe_free(kder, PEM_MAX);
+	free(cpem);
+	free(cder);
+	return rc;
+}
+
 void tp_cert_check(const char *cert, const struct tp_where *cw,
 		   const char *key, const struct tp_where *kw,
 		   struct tp_diags *d)
@@ -182,7 +307,8 @@ void tp_cert_check(const char *cert, const struct tp_where *cw,
 		say(d, TP_ERROR, kw, "private_key", key, msg);
 		key_ok = 0;
 	}
-	if (cert_ok && key_ok && wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+	if (cert_ok && key_ok && (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS ||
+				  public_matches(cert, key) == 0)) {
 		/* report it where the port chose something of its own */
 		if (strcmp(kw->section, "global") == 0 && strcmp(cw->section, "global") != 0) {
 			snprintf(msg, sizeof(msg), "\"%s\" does not match private_key \"%s\" (from [global], line %d); set private_key in this section too, or use the certificate that key belongs to",

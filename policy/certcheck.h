@@ -13,7 +13,9 @@ struct tp_where;
 /*
  * tp_cert_check - check that cert is a readable PEM chain that has not
  * expired (warn within TP_CERT_WARN_DAYS days), that key is a PEM private
- * key nobody but its owner and group can read, and that the two match.
+ * key nobody but its owner and group can read, and that the two match
+ * (RSA by wolfSSL's check; ECDSA and Ed25519 by comparing the public key
+ * derived from the private one with the certificate's).
  * Problems go to d at cw (the certificate line) or kw (the key line).
  */
 void tp_cert_check(const char *cert, const struct tp_where *cw,

@@ -18,6 +18,12 @@ q openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	-keyout ec.key -out ec.pem -subj /CN=mail.test -days 365
 # a key that matches nothing here
 q openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out other.key
+# an ECDSA key and an Ed25519 pair and key that match nothing here either:
+# wolfSSL's own check compares RSA keys only
+q openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec-other.key
+q openssl req -x509 -newkey ed25519 -nodes -keyout ed25519.key -out ed25519.pem \
+	-subj /CN=mail.test -days 365
+q openssl genpkey -algorithm ed25519 -out ed25519-other.key
 # a certificate that expires in 10 days
 q openssl req -x509 -newkey rsa:2048 -nodes -keyout expiring.key -out expiring.pem \
 	-subj /CN=expiring.test -days 10

@@ -1,6 +1,12 @@
 #!/bin/sh
 # validate-golden.sh - `tlspolicyctl validate` on every broken policy in
-# tests/policies/invalid, compared with its golden file
+# tests/policies/invalid and tests/policies/contexts, compared with its
+# golden file
+#
+# invalid/ holds what the policy library finds (tests/unit/check_policy
+# compares the same golden files with its diagnostics); contexts/ what only
+# validate finds by building the TLS contexts tlspolicyd will build
+# (policy/tlsctx.h): what the installed wolfSSL cannot do.
 #
 # Each case is a directory NN-name holding tlspolicy.conf (and maybe a
 # tlspolicy.d/ of drop-ins) and "expected": what validate prints on stderr
@@ -17,6 +23,11 @@
 # Environment: TLSPOLICYCTL (the CLI), TESTS_WORK (the copy of
 # tests/policies with certs/ made by mkcerts.sh); TESTS_SRC (the source
 # tests/ directory) for UPDATE=1.
+#
+# Then every policy validate accepts (valid/, and the cases above that
+# exit 0) must start tlspolicyd: it is run on each, as root, with a drop-in
+# giving it a relay socket of its own, until it logs action=start (or
+# exits, which fails the case).  This is what validate promises.
 #
 # UPDATE=1 rewrites the golden files from the CLI's output (in
 # $TESTS_SRC/policies/invalid when TESTS_SRC is set, else in TESTS_WORK):
@@ -49,9 +60,9 @@ if [ ! -d invalid ]; then
 	exit 1
 fi
 
-for dir in invalid/*/; do
+for dir in invalid/*/ contexts/*/; do
 	dir=${dir%/}
-	name=${dir#invalid/}
+	name=${dir#*/}
 	[ -f "$dir/tlspolicy.conf" ] || continue
 	cases=$((cases + 1))
 	conf=$dir/tlspolicy.conf
@@ -107,6 +118,49 @@ for dir in invalid/*/; do
 	fi
 	rm -f "$tmp/diff"
 done
+
+# starts NAME DIR - tlspolicyd starts with DIR/tlspolicy.conf
+TLSPOLICYD=${TLSPOLICYD:-${TLSPOLICYCTL%/cli/tlspolicyctl}/module/tlspolicyd}
+starts() {
+	dropin=$2/tlspolicy.d/zz-validate-golden-$$.conf
+	mkdir -p "$2/tlspolicy.d"
+	printf '[global]\nrelay_socket = @tlspolicy-validate-golden-%s\n' "$$" >"$dropin"
+	mkdir -p "$tmp/run"
+	TLSPOLICY_RUNDIR=$tmp/run "$TLSPOLICYD" -f --insecure-run-as-root -c "$2/tlspolicy.conf" \
+		>"$tmp/daemon.log" 2>&1 &
+	pid=$!
+	i=0
+	while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null &&
+	      ! grep -q 'action=start socket=' "$tmp/daemon.log"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if grep -q 'action=start socket=' "$tmp/daemon.log"; then
+		echo "ok starts $1"
+		passed=$((passed + 1))
+	else
+		echo "FAIL starts $1: validate accepts it, tlspolicyd does not start"
+		sed 's/^/  /' "$tmp/daemon.log"
+		failed=$((failed + 1))
+	fi
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -f "$dropin"
+	rmdir "$2/tlspolicy.d" 2>/dev/null
+	return 0
+}
+
+if [ "${UPDATE:-0}" != 1 ] && [ -x "$TLSPOLICYD" ]; then
+	for dir in valid/*/ invalid/*/ contexts/*/; do
+		dir=${dir%/}
+		[ -f "$dir/tlspolicy.conf" ] || continue
+		"$TLSPOLICYCTL" validate -c "$dir/tlspolicy.conf" >/dev/null 2>&1 || continue
+		starts "$dir" "$dir"
+	done
+elif [ "${UPDATE:-0}" != 1 ]; then
+	echo "FAIL no tlspolicyd at $TLSPOLICYD"
+	failed=$((failed + 1))
+fi
 
 if [ "$cases" -lt "$MIN_CASES" ]; then
 	echo "FAIL only $cases cases in $TESTS_WORK/invalid, at least $MIN_CASES wanted"

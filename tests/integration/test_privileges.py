@@ -226,3 +226,42 @@ class WipeTest(harness.TestCase):
             needles = {auth.encode(), marker.encode(), password.encode()}
             self.assertEqual(memory_holds(s.daemon.pid, needles), set(),
                              "plaintext of ended sessions is still in tlspolicyd's memory")
+
+
+class ContextErrorTest(harness.TestCase):
+    """issue 9, item 16: where the installed wolfSSL cannot build a rule's
+    TLS context, tlspolicyd's log names the failing call, its argument and
+    the policy key -- at start (it does not start) and at reload (the
+    running generation stays and goes on serving)"""
+
+    timeout = 60
+    FAILED = (r"action=load-failed reason=tls-context port=%d section=\"port %d\" key=min_protocol "
+              r"error=\"wolfSSL_CTX_SetMinVersion\(TLSv1\.0\) failed: [^\"]+\"")
+
+    def setUp(self):
+        harness.require_module()
+
+    def test_at_start(self):
+        tmp = tempfile.mkdtemp(prefix="tlspolicy-ctx-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = harness.test_cert()
+        conf, port = os.path.join(tmp, "tlspolicy.conf"), harness.free_port()
+        harness.write_policy(conf, {
+            "global": {"certificate": cert, "private_key": key,
+                       "relay_socket": "@tlspolicy-ctx-%d" % os.getpid()},
+            "port %d" % port: {"protocol": "smtp", "tls": "implicit", "min_protocol": "TLSv1.0"}})
+        rc, out, err = harness.run([harness.DAEMON, "-f", "--insecure-run-as-root", "-c", conf],
+                                   env=dict(os.environ, TLSPOLICY_RUNDIR=os.path.join(tmp, "run")))
+        self.assertEqual(rc, 1, err)
+        self.assertRegex(err, self.FAILED % (port, port))
+        self.assertIn("action=start-failed reason=policy-invalid", err)
+
+    def test_at_reload(self):
+        with harness.Setup({"smtps": ("smtp", "implicit")}) as s:
+            port = s.ports["smtps"]
+            s.policy_sections["port %d" % port]["min_protocol"] = "TLSv1.0"
+            s.write_policy()
+            s.daemon.send_signal(signal.SIGHUP)
+            s.wait_log(self.FAILED % (port, port))
+            s.wait_log(r"action=reload-failed .*the running policy stays")
+            self.assertEqual(peer_certificate(port, s.cert), der(s.cert))
