@@ -18,9 +18,12 @@ For every row, besides the row's own event in tlspolicyd's log:
 - the wire carries no authentication success (235, "Logged in");
 - the daemon's own log shows no authentication for that connection
   (Postfix: no "sasl_method=" line for the client's port; Dovecot: no
-  "Login:" with its rport), and what Postfix received (debug_peer_list
-  logs every command line it reads, "< unknown[127.0.0.2]:PORT: ...")
-  holds no AUTH, and on the starttls port no MAIL, RCPT or DATA.
+  "Login:" with its rport), and what the daemon read holds no credential
+  command: Postfix's debug_peer_list logs every command line it reads
+  ("< unknown[127.0.0.2]:PORT: ..."): no AUTH, and on the starttls port no
+  MAIL, RCPT, DATA or BDAT; Dovecot's login processes run with a rawlog
+  (imap-login -R, pop3-login -R: every octet they read): no line that is
+  a LOGIN, AUTHENTICATE, USER, PASS, APOP or AUTH command.
 Each row is also a row of tests/unit/check_filter.c (the byte-exact
 decision) and a seed in tests/fuzz/corpus/.  Without the filter's framing
 fixes the ".\\r\\r\\n", BDAT and invalid-tag rows end in "235
@@ -28,6 +31,7 @@ Authentication successful" and "a OK ... Logged in" in clear.
 """
 
 import base64
+import os
 import re
 import time
 
@@ -121,6 +125,8 @@ STREAMS = [
 ]
 
 SUCCESS = re.compile(rb"^235 |^\S+ OK .*Logged in|^\+OK Logged in", re.M)
+# a line Dovecot reads as a credential command (IMAP: any tag; POP3)
+CREDENTIAL_COMMAND = re.compile(rb"(?im)^(\S+ (LOGIN|AUTHENTICATE)|USER|PASS|APOP|AUTH)\b")
 
 
 class DifferentialTest(harness.TestCase):
@@ -136,9 +142,25 @@ class DifferentialTest(harness.TestCase):
                                  main_cf="smtpd_sasl_auth_enable = yes\ndebug_peer_list = %s\n" % CLIENT,
                                  submission_options=("smtpd_sasl_auth_enable=yes",))
         cls.addClassCleanup(cls.pf.close)
+        # the login processes' rawlog: what they read, octet for octet (not
+        # chrooted, so that the directory is one path for the test and them)
+        cls.rawlog = os.path.join(cls.s.tmp, "dovecot-rawlog")
+        os.mkdir(cls.rawlog)
+        os.chmod(cls.rawlog, 0o1777)
+        rawlog = "".join("service %s-login {\n  chroot =\n  executable = %s-login -R %s\n}\n"
+                         % (p, p, cls.rawlog) for p in ("imap", "pop3"))
         cls.dc = daemons.Dovecot(cls.s, imap="imap-o", pop3="pop3-o",
-                                 sasl_socket=daemons.Postfix.sasl_socket(cls.s))
+                                 sasl_socket=daemons.Postfix.sasl_socket(cls.s), extra_conf=rawlog)
         cls.addClassCleanup(cls.dc.close)
+
+    def rawlog_input(self, seen):
+        """what Dovecot's login processes read into rawlog files not in seen (names)"""
+        out = b""
+        for name in sorted(os.listdir(self.rawlog)):
+            if name.endswith(".in") and name not in seen:
+                with open(os.path.join(self.rawlog, name), "rb") as f:
+                    out += f.read()
+        return out
 
     def play(self, port, steps):
         """send the steps, then read what comes until the session ends; the bytes received"""
@@ -159,7 +181,7 @@ class DifferentialTest(harness.TestCase):
         rx = re.compile(r"postfix/\S+\[\d+\]: < unknown\[%s\]:%d: (.*)$" % (re.escape(CLIENT), r.local[1]), re.M)
         return rx.findall(self.pf.log)
 
-    def assert_nothing_executed(self, name, port, r, got):
+    def assert_nothing_executed(self, name, port, r, got, seen):
         self.assertNotRegex(got, SUCCESS, "%s: an authentication succeeded in clear" % name)
         if PORTS[port][0] == "smtp":
             # Postfix has seen the connection end before its log is read
@@ -178,14 +200,21 @@ class DifferentialTest(harness.TestCase):
             self.assertNotIn("rport=%d," % r.local[1],
                              "\n".join(l for l in self.dc.log.splitlines() if "Login: " in l),
                              "%s: Dovecot logged a login for this connection" % name)
+            raw = self.rawlog_input(seen)
+            self.assertNotRegex(raw, CREDENTIAL_COMMAND,
+                                "%s: a credential command reached Dovecot before TLS: %r" % (name, raw))
 
     def test_hostile_streams(self):
         for name, port, steps, event in STREAMS:
             with self.subTest(stream=name):
+                seen = set(os.listdir(self.rawlog))
                 r, got = self.play(port, steps)
-                self.assert_nothing_executed(name, port, r, got)
+                self.assert_nothing_executed(name, port, r, got, seen)
                 who = r"^tlspolicy: port=\d+ client=%s mode=\S+ " % re.escape(logged_client(r))
                 daemons.wait_text(lambda: self.s.log, who + event, 5, "tlspolicyd's log")
+        # the rawlog does hold what the login processes read: the forwarded
+        # line of the invalid-tag row, and its LOGIN answered by the filter
+        self.assertIn(b"x* ID {%d}\r\n" % len(LOGIN), self.rawlog_input(set()))
 
     def test_capabilities_invite_no_credentials_before_tls(self):
         """item 7 against the real daemons: before TLS no AUTH, CHUNKING
