@@ -2,8 +2,8 @@
  * filter_pop3.c - POP3 (RFC 1939) with CAPA (RFC 2449), STLS (RFC 2595)
  * and AUTH (RFC 5034)
  *
- * Before TLS: the CAPA reply loses SASL and USER and gains STLS, USER,
- * PASS, APOP and AUTH are refused, and in starttls mode so is every
+ * Before TLS: the CAPA reply loses SASL and USER and gains STLS, the
+ * greeting its APOP timestamp, USER, PASS, APOP and AUTH are refused, and in starttls mode so is every
  * command but CAPA, STLS and QUIT.  After TLS: STLS is refused and
  * removed from CAPA, everything else passes.
  */
@@ -187,6 +187,28 @@ static int capa_line(struct tp_filter *f, const uint8_t *line, size_t len)
 	return TPF_FORWARD;
 }
 
+/*
+ * greeting - before TLS the greeting loses its APOP timestamp (RFC 1939
+ * 7: "+OK ... <process-ID.clock@hostname>"): it invites a client to send
+ * APOP, a credential, before TLS, and APOP is refused then anyway.
+ */
+static int greeting(struct tp_filter *f, const uint8_t *line, size_t len)
+{
+	size_t text = tpf_line_text(line, len), lt;
+
+	if (f->tls || f->cfg.audit || text < 2 || line[text - 1] != '>')
+		return TPF_FORWARD;
+	for (lt = text - 1; lt > 0 && line[lt] != '<'; lt--)
+		;
+	if (line[lt] != '<' || memchr(line + lt, '@', text - lt) == NULL)
+		return TPF_FORWARD;
+	while (lt > 0 && line[lt - 1] == ' ')
+		lt--;
+	tpf_to_client(f, line, lt);
+	tpf_to_client(f, "\r\n", 2);
+	return TPF_HANDLED;
+}
+
 static int server_head(struct tp_filter *f, const uint8_t *line, size_t len,
 		       int complete)
 {
@@ -195,6 +217,8 @@ static int server_head(struct tp_filter *f, const uint8_t *line, size_t len,
 
 	if (!s->multi) {
 		s->status = status_of(line, len);
+		if (s->status == ST_OK && complete && e != NULL && e->kind == TPF_K_GREETING)
+			return greeting(f, line, len);
 		return TPF_FORWARD;
 	}
 	s->dot = complete && is_dot(line, len);

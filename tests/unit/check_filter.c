@@ -816,6 +816,14 @@ static const struct row rows[] = {
 		CPASS("CAPA\r\n"),
 		S(CAPA_S, "", CAPA_PRE, 0, ""),
 	} },
+	{ "pop3: the greeting loses its APOP timestamp before TLS", POP3, OPPORT, MODULE, 0, 0, {
+		S("+OK Dovecot ready. <1896.697170952@dbc.mtview.ca.us>\r\n", "", "+OK Dovecot ready.\r\n", 0, ""),
+		C("APOP bob c4c9334bac560ecc979e58001b3e22fb\r\n", "", POP_NEED, 0, "refuse/auth-before-tls"),
+	} },
+	{ "pop3: implicit TLS: the APOP timestamp stays", POP3, IMPLICIT, MODULE, 0, 0, {
+		SPASS("+OK Dovecot ready. <1896.697170952@dbc.mtview.ca.us>\r\n"),
+		C("STLS\r\n", "", POP_ACTIVE, 0, "refuse/tls-already-active"),
+	} },
 	{ "pop3: commands as Dovecot reads them: up to a NUL", POP3, OPPORT, MODULE, 0, 0, {
 		SPASS(POP_GREET),
 		C("USER\x00 bob\r\n", "", POP_NEED, 0, "refuse/auth-before-tls"),
@@ -1051,7 +1059,7 @@ static void expect_bytes(const struct row *row, size_t i, const char *what,
 
 	ck_assert_msg(got->len == want_len && memcmp(got->p, want, want_len) == 0,
 		      "%s, step %zu, %s:\n  got  \"%s\"\n  want \"%s\"", row->name, i + 1, what,
-		      escape(got->p, got->len, g, sizeof(g)), escape(want, want_len, w, sizeof(w)));
+		      escape((const char *)got->p, got->len, g, sizeof(g)), escape(want, want_len, w, sizeof(w)));
 }
 
 static size_t count_words(const char *s)
