@@ -46,6 +46,7 @@
 #include "handoff.h"
 #include "policy.h"
 #include "procnet.h"
+#include "published.h"
 
 /* the mode of every published file and of the run directory: root writes, all read */
 #define PUBLISHED_MODE 0644
@@ -209,21 +210,19 @@ static int tell_daemon(const struct served *sv, unsigned *gen_r)
 	return 0;
 }
 
+/* ports_text - the ports file of generation gen (published.h owns the format) */
 static char *ports_text(const struct tp_policy *p, unsigned gen)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	struct tp_ports *ports = malloc(sizeof(*ports));
+	const char *why = NULL;
+	char *text = NULL;
 
-	if (f == NULL)
-		return NULL;
-	fprintf(f, "# tlspolicy generation %u: the ports tlspolicy.so hands to tlspolicyd\n"
-		"# (written by tlspolicyctl reload; do not edit)\ngeneration %u\nrelay_socket %s\n",
-		gen, gen, tp_policy_relay_socket(p));
-	for (size_t i = 0; i < tp_policy_rule_count(p); i++)
-		fprintf(f, "port %d\n", tp_policy_rule(p, i)->port);
-	fclose(f);
-	return buf;
+	if (ports != NULL && tp_ports_from_policy(p, gen, ports, &why) == 0)
+		text = tp_ports_text(ports);
+	if (why != NULL)
+		fprintf(stderr, "tlspolicyctl: reload: %s\n", why);
+	free(ports);
+	return text;
 }
 
 struct saved {

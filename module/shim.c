@@ -2,8 +2,10 @@
  * shim.c - tlspolicy.so, preloaded into mail daemons
  *
  * The shim reads the policy once, in its constructor (before any chroot or
- * privilege drop), to learn which local ports are managed.  For a
- * connection accepted on a managed port it hands the TCP socket to
+ * privilege drop), to learn which local address:port pairs are managed
+ * (published.h), then follows the ports file of each generation reload
+ * publishes.  For a connection accepted on a managed address:port it
+ * hands the TCP socket to
  * tlspolicyd and gives the daemon, in its place, one end of a UNIX stream
  * pair whose name carries the real addresses (relayname.h), so that
  * getpeername() and getsockname() keep telling the truth in every process
@@ -35,9 +37,8 @@
 
 #include "handoff.h"
 #include "policy.h"
+#include "published.h"
 #include "relayname.h"
-
-#define MAX_MANAGED 256
 
 typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
 typedef int (*accept4_fn)(int, struct sockaddr *, socklen_t *, int);
@@ -57,12 +58,11 @@ static struct {
 /* what the constructor learnt, and each newer published generation */
 static struct {
 	int ready;		/* the policy was read */
-	size_t n;
-	int port[MAX_MANAGED];
+	struct tp_ports ports;	/* the managed address:port pairs, the relay socket */
+	struct tp_ports scratch;	/* a new ports file, parsed here first */
 	struct sockaddr_un relay;
 	socklen_t relay_len;
 	uint32_t serial;	/* only this process's accept path writes it */
-	unsigned generation;	/* published generation followed; 0: the policy file */
 } shim;
 
 /*
@@ -244,33 +244,13 @@ static void rundir_open(void)
 	rundir.ino = st.st_ino;
 }
 
-/*
- * parse_ports - the published ports file: "generation N", "relay_socket
- * NAME", "port N" lines; 0 if whole and sane, else -1 (nothing changed)
- */
-static int parse_ports(char *text)
+/* adopt - ports, parsed whole, becomes what the shim follows */
+static int adopt(const struct tp_ports *ports)
 {
-	int port[MAX_MANAGED];
-	size_t n = 0;
-	unsigned gen = 0;
-	char relay_name[128] = "", *save = NULL;
-
-	for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
-		int v;
-
-		if (l[0] == '#' || l[0] == '\0')
-			continue;
-		if (sscanf(l, "generation %u", &gen) == 1 || sscanf(l, "relay_socket %127s", relay_name) == 1)
-			continue;
-		if (sscanf(l, "port %d", &v) != 1 || v < 1 || v > 65535 || n >= MAX_MANAGED)
-			return -1;
-		port[n++] = v;
-	}
-	if (gen == 0 || relay_name[0] == '\0' || relay_address(relay_name) < 0)
+	if (relay_address(ports->relay_socket) < 0)
 		return -1;
-	memcpy(shim.port, port, n * sizeof(port[0]));
-	shim.n = n;
-	shim.generation = gen;
+	if (ports != &shim.ports)
+		memcpy(&shim.ports, ports, sizeof(shim.ports));
 	shim.ready = 1;
 	return 0;
 }
@@ -282,7 +262,8 @@ static int parse_ports(char *text)
 static void follow_published(void)
 {
 	struct stat st;
-	char text[16384];
+	static char text[TP_PORTS_TEXT_MAX + 1];
+	char why[128] = "cannot read it whole";
 	ssize_t len;
 	int fd;
 
@@ -305,9 +286,10 @@ static void follow_published(void)
 		return;
 	text[len] = '\0';
 	rundir.ports_ino = st.st_ino;
-	if (parse_ports(text) < 0)
+	if (tp_ports_parse(text, &shim.scratch, why, sizeof(why)) < 0 || adopt(&shim.scratch) < 0)
 		log_line(LOG_ERR, "tlspolicy: action=keep-policy reason=published-ports-unreadable "
-			 "generation=%u hint=\"run tlspolicyctl reload again\"", shim.generation);
+			 "generation=%u error=\"%s\" hint=\"run tlspolicyctl reload again\"",
+			 shim.ports.generation, why);
 }
 
 /*
@@ -361,6 +343,7 @@ __attribute__((constructor)) static void shim_init(void)
 {
 	struct tp_diags *d = tp_diags_new();
 	struct tp_policy *p;
+	const char *why = "relay_socket is not an abstract socket name";
 
 	load_real();
 	log_open();
@@ -381,21 +364,12 @@ __attribute__((constructor)) static void shim_init(void)
 		tp_diags_free(&d);
 		return;
 	}
-	for (size_t i = 0; i < tp_policy_rule_count(p) && shim.n < MAX_MANAGED; i++)
-		shim.port[shim.n++] = tp_policy_rule(p, i)->port;
-	if (relay_address(tp_policy_relay_socket(p)) == 0)
-		shim.ready = 1;
+	if (tp_ports_from_policy(p, 0, &shim.scratch, &why) < 0 || adopt(&shim.scratch) < 0)
+		log_line(LOG_ERR, "tlspolicy: action=refuse-all reason=policy-unusable file=%s error=\"%s\"",
+			 tp_policy_default_path(), why);
 	tp_policy_free(&p);
 	tp_diags_free(&d);
 	inherited_connection();
-}
-
-static int managed(int port)
-{
-	for (size_t i = 0; i < shim.n; i++)
-		if (shim.port[i] == port)
-			return 1;
-	return 0;
 }
 
 static int port_of(const struct sockaddr_storage *ss)
@@ -510,8 +484,8 @@ static int relay(int tcp, struct sockaddr *addr, socklen_t *addrlen, int flags)
 		return tcp;	/* not TCP: none of our business */
 	port = port_of(&local);
 	follow_published();
-	if (shim.ready && !managed(port))
-		return tcp;
+	if (shim.ready && !tp_ports_match(&shim.ports, (struct sockaddr *)&local))
+		return tcp;	/* not a managed address:port: untouched */
 	if (!shim.ready) {
 		say(LOG_ERR, "policy-unreadable", port, 0);
 		goto refuse;

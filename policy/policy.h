@@ -136,6 +136,18 @@ int tp_rule_check_session(const struct tp_rule *r, unsigned version, unsigned su
  * policy file), each replaced by rename.  When a generation is published,
  * tlspolicyd and the shim follow it rather than the files in /etc.
  */
+/*
+ * The ports file, one item a line ('#' lines are comments):
+ *   generation N
+ *   relay_socket @NAME
+ *   user NAME UID          tlspolicyd's user, resolved by reload
+ *   port ADDR PORT         ADDR "*" for a rule on every local address, else
+ *                          the rule's canonical address (IPv4 dotted quad,
+ *                          IPv6 as inet_ntop writes it)
+ * A connection is handed over iff a line names its local port with its
+ * local address or "*"; every other address:port is left alone.
+ * policy/published.h reads and writes it.
+ */
 #define TP_PUBLISHED_POLICY "policy.conf"
 #define TP_PUBLISHED_PORTS "ports"
 #define TP_PUBLISHED_GENERATION "generation"

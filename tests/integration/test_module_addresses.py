@@ -8,12 +8,20 @@ connection, accept()'s address ("peer"), getpeername() and getsockname();
 each must be the client's own socket address and the address and port it
 connected to: over IPv4, over IPv6, and for a connection inherited on fd 0
 (inetd, systemd Accept=yes).
+
+A rule is for a local address:port, not for a port number (issue 9.20):
+with only [port 127.0.0.1:N] and a daemon listening on every address, a
+connection to 127.0.0.2:N or [::1]:N is the daemon's alone, untouched,
+whether the shim knows the rules from the policy file or from the ports
+file a reload published.
 """
 
+import os
+import re
 import unittest
 
 import harness
-from modcommon import SMTP_GREETING, ModuleCase
+from modcommon import SMTP_GREETING, SMTP_REPLY, ModuleCase
 
 PORTS = {"submission": ("smtp", "starttls"), "smtps": ("smtp", "implicit"),
          "imap": ("imap", "starttls"), "pop3s": ("pop3", "implicit")}
@@ -96,6 +104,83 @@ class InetdTest(AddressCase):
         c.ehlo()
         self.assertEqual(c.login("test", "secret")[0], 235)
         c.quit()
+
+
+class AddressRuleTest(harness.TestCase):
+    """[port ADDR:N] manages ADDR:N only; [port N] every address; the rest is untouched"""
+
+    timeout = 90
+
+    def setUp(self):
+        harness.require_module()
+        if not harness.have_ipv6():
+            harness.skip_or_fail("no IPv6 loopback (::1) on this machine")
+        smtp = {"protocol": "smtp", "tls": "starttls"}
+        # both ports are the server's on every address (one dual-stack socket on ::)
+        self.s = harness.Setup(plain_ports={"one": "smtp", "all": "smtp"}, ipv6=True,
+                               server_args=["--listen-any"],
+                               policy={"port 127.0.0.1:{one}": smtp, "port {all}": smtp})
+        self.addCleanup(self.s.close)
+        self.one, self.all = self.s.ports["one"], self.s.ports["all"]
+
+    def session(self, port, host):
+        """greeting, EHLO and QUIT; (the client's Raw, the EHLO reply)"""
+        r = self.s.raw(port, addr=host)
+        self.assertEqual(r.read_line(), SMTP_GREETING)
+        r.sendline("EHLO client.test")
+        reply = r.read_until(SMTP_REPLY)
+        r.sendline("QUIT")
+        self.assertTrue(r.read_line().startswith(b"221 "))
+        return r, reply
+
+    def seen(self, r):
+        """the server's connect event for r: found by the client's port, since
+        an IPv4 client is ::ffff:a.b.c.d to the dual-stack listener"""
+        return self.s.wait_for("connect", where=lambda e: e["getpeername"][1] == r.local[1]
+                               and e["time"] >= r.opened)
+
+    def assertManaged(self, port, host):
+        r, reply = self.session(port, host)
+        self.assertIn(b"STARTTLS", reply)
+        self.assertNotIn(b"AUTH", reply, "tlspolicyd's filter hides AUTH before TLS")
+        self.s.wait_log(r"client=\[?(::ffff:)?%s\]?:%d mode=starttls action=relay"
+                        % (re.escape(r.local[0]), r.local[1]))
+        self.assertEqual(self.seen(r)["getsockname"][1], port)
+
+    def assertUntouched(self, port, host):
+        r, reply = self.session(port, host)
+        self.assertIn(b"250-AUTH PLAIN LOGIN\r\n", reply, "the daemon's own EHLO, no filter between")
+        e = self.seen(r)
+        want = host if ":" in host else "::ffff:" + host
+        self.assertEqual(e["getsockname"], [want, port], "the TCP socket itself")
+        self.assertNotRegex(self.s.log, r":%d\b" % r.local[1], "tlspolicyd never saw it")
+
+    def check(self, managed, untouched):
+        for port, host in managed:
+            with self.subTest(managed="%s:%d" % (host, port)):
+                self.assertManaged(port, host)
+        for port, host in untouched:
+            with self.subTest(untouched="%s:%d" % (host, port)):
+                self.assertUntouched(port, host)
+
+    def test_rules_from_the_policy_file_then_a_reload(self):
+        one, all_ = self.one, self.all
+        self.check(managed=[(one, "127.0.0.1"), (all_, "127.0.0.1"), (all_, "127.0.0.2"), (all_, "::1")],
+                   untouched=[(one, "127.0.0.2"), (one, "::1")])
+        self.assertNotIn("port-not-managed", self.s.log)
+
+        # reload: the 127.0.0.1 rule goes, rules for 127.0.0.2 and ::1 come
+        sections = self.s.policy_sections
+        sections["port 127.0.0.2:%d" % one] = sections.pop("port 127.0.0.1:%d" % one)
+        sections["port ::1:%d" % one] = dict(sections["port 127.0.0.2:%d" % one])
+        self.s.write_policy()
+        self.s.reload()
+        with open(os.path.join(self.s.rundir, "ports")) as f:
+            lines = sorted(l for l in f.read().splitlines() if l.startswith("port "))
+        self.assertEqual(lines, sorted(["port 127.0.0.2 %d" % one, "port ::1 %d" % one, "port * %d" % all_]))
+        self.check(managed=[(one, "127.0.0.2"), (one, "::1"), (all_, "127.0.0.1"), (all_, "::1")],
+                   untouched=[(one, "127.0.0.1"), (one, "127.0.0.3")])
+        self.assertNotIn("port-not-managed", self.s.log)
 
 
 del AddressCase

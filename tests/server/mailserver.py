@@ -8,7 +8,7 @@ thread per connection, and socket.accept(): the shim hooks accept/accept4 in
 this very process, so nothing here may bypass them.
 
 Listeners: --smtp/--imap/--pop3 PORT[/MODE], each as often as needed, on
-127.0.0.1 (and ::1 with --ipv6); or --inetd PROTO serves the one connection
+127.0.0.1 (and ::1 with --ipv6, or every address with --listen-any); or --inetd PROTO serves the one connection
 on fd 0 (the shim's inherited-socket path) and exits.  MODE is plain (no TLS), starttls (offers
 STARTTLS/STLS and does it, for tls_by = daemon) or implicit (TLS from the first
 byte); without one, a port is starttls if --offer-starttls is given, else
@@ -1039,11 +1039,13 @@ class Server:
 
     def listen(self, proto, port, mode):
         hosts = [(socket.AF_INET, "127.0.0.1")] + ([(socket.AF_INET6, "::1")] if self.opts.ipv6 else [])
+        if self.opts.listen_any:
+            hosts = [(socket.AF_INET6, "::")]       # every address, IPv4 ones as ::ffff:a.b.c.d
         for family, host in hosts:
             s = socket.socket(family, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
             s.bind((host, port))
             s.listen(64)
             port = s.getsockname()[1]       # port 0: the same one on ::1
@@ -1077,6 +1079,8 @@ def parse_args(argv):
         p.add_argument("--" + proto, type=port_spec, action="append", default=[], metavar="PORT[/MODE]",
                        help="listen for %s (MODE: plain, starttls, implicit)" % proto.upper())
     p.add_argument("--ipv6", action="store_true", help="listen on ::1 too")
+    p.add_argument("--listen-any", action="store_true",
+                   help="listen on every address instead, IPv4 and IPv6 (one dual-stack socket on ::)")
     p.add_argument("--inetd", metavar="PROTO[/MODE]",
                    help="serve the one connection on fd 0 (inetd, systemd Accept=yes), then exit")
     p.add_argument("--record", help="JSON-lines event record")

@@ -1,0 +1,140 @@
+/*
+ * check_handoff.c - unit tests of what the shim and tlspolicyd agree on
+ * (Check): the ports file (published.h)
+ *
+ * Table-driven: one row per ports file, with the error it must give or the
+ * address:port pairs it must and must not manage.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "published.h"
+
+/* sa - "1.2.3.4:25", "[::1]:25" as a sockaddr */
+static const struct sockaddr *sa(const char *text, struct sockaddr_storage *ss)
+{
+	char host[64];
+	const char *colon = strrchr(text, ':');
+	int port = atoi(colon + 1);
+
+	memset(ss, 0, sizeof(*ss));
+	if (text[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - text - 2), text + 1);
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		ck_assert_int_eq(inet_pton(AF_INET6, host, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - text), text);
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		ck_assert_int_eq(inet_pton(AF_INET, host, &s4->sin_addr), 1);
+	}
+	return (const struct sockaddr *)ss;
+}
+
+#define HEAD "generation 3\nrelay_socket @tlspolicy\n"
+
+static const struct {
+	const char *text;
+	const char *error;		/* NULL: parses */
+	const char *managed[4];		/* local addresses handed over */
+	const char *untouched[4];	/* and left alone */
+} rows[] = {
+	{ HEAD "port * 25\n", NULL,
+	  { "127.0.0.1:25", "10.0.0.1:25", "[::1]:25", "[::ffff:127.0.0.2]:25" },
+	  { "127.0.0.1:26", "[::1]:587" } },
+	{ HEAD "port 127.0.0.1 587\n", NULL,
+	  { "127.0.0.1:587", "[::ffff:127.0.0.1]:587" },
+	  { "127.0.0.2:587", "[::1]:587", "[::ffff:127.0.0.2]:587", "127.0.0.1:25" } },
+	{ HEAD "port ::1 993\nport 127.0.0.1 993\n", NULL,
+	  { "[::1]:993", "127.0.0.1:993" }, { "[::2]:993", "127.0.0.2:993" } },
+	{ "# a comment, with more than four words in it\n" HEAD "user tlspolicy 998\n\n  # indented\n", NULL,
+	  { NULL }, { "127.0.0.1:25" } },
+	{ HEAD "port 25\n", "line 3: not a line of the ports file" },
+	{ HEAD "port * 0\n", "line 3: bad port line, or too many" },
+	{ HEAD "port * 65536\n", "line 3: bad port line, or too many" },
+	{ HEAD "port * 25x\n", "line 3: bad port line, or too many" },
+	{ HEAD "port example.org 25\n", "line 3: bad port line, or too many" },
+	{ HEAD "port * 25 extra\n", "line 3: not a line of the ports file" },
+	{ HEAD "user tlspolicy\n", "line 3: not a line of the ports file" },
+	{ HEAD "user tlspolicy -1\n", "line 3: bad or repeated user" },
+	{ HEAD "user a 1\nuser b 2\n", "line 4: bad or repeated user" },
+	{ HEAD "generation 4\n", "line 3: bad or repeated generation" },
+	{ "relay_socket @tlspolicy\n", "no generation line" },
+	{ "generation 1\n", "no relay_socket line" },
+	{ "generation 1\nrelay_socket tlspolicy\n", "line 2: bad or repeated relay_socket" },
+	{ "generation 0\nrelay_socket @x\n", "line 1: bad or repeated generation" },
+	{ HEAD "ports * 25\n", "line 3: not a line of the ports file" },
+};
+
+START_TEST(test_ports_rows)
+{
+	static struct tp_ports ports;
+	struct sockaddr_storage ss;
+	char error[128] = "";
+	int rc = tp_ports_parse(rows[_i].text, &ports, error, sizeof(error));
+
+	if (rows[_i].error != NULL) {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_str_eq(error, rows[_i].error);
+		return;
+	}
+	ck_assert_msg(rc == 0, "row %d: %s", _i, error);
+	for (size_t i = 0; i < 4 && rows[_i].managed[i] != NULL; i++)
+		ck_assert_msg(tp_ports_match(&ports, sa(rows[_i].managed[i], &ss)), "row %d: %s not managed", _i,
+			      rows[_i].managed[i]);
+	for (size_t i = 0; i < 4 && rows[_i].untouched[i] != NULL; i++)
+		ck_assert_msg(!tp_ports_match(&ports, sa(rows[_i].untouched[i], &ss)), "row %d: %s managed", _i,
+			      rows[_i].untouched[i]);
+}
+END_TEST
+
+/* the writer's text is what the parser reads back, the same value */
+START_TEST(test_ports_roundtrip)
+{
+	static struct tp_ports a, b;
+	char error[128] = "", *text;
+
+	ck_assert_int_eq(tp_ports_parse(HEAD "user mailtls 4242\nport * 25\nport 127.0.0.1 587\n"
+					"port 2001:db8::1 993\n", &a, error, sizeof(error)), 0);
+	text = tp_ports_text(&a);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "\nuser mailtls 4242\nport * 25\nport 127.0.0.1 587\nport 2001:db8::1 993\n"));
+	ck_assert_int_eq(tp_ports_parse(text, &b, error, sizeof(error)), 0);
+	ck_assert_int_eq(b.generation, 3);
+	ck_assert_str_eq(b.relay_socket, "@tlspolicy");
+	ck_assert_str_eq(b.user, "mailtls");
+	ck_assert_int_eq(b.have_uid, 1);
+	ck_assert_int_eq(b.uid, 4242);
+	ck_assert_int_eq(b.n, 3);
+	ck_assert_mem_eq(b.entry, a.entry, sizeof(a.entry[0]) * a.n);
+	free(text);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("handoff");
+	TCase *t = tcase_create("handoff");
+	SRunner *r;
+	int failed;
+
+	tcase_add_loop_test(t, test_ports_rows, 0, (int)(sizeof(rows) / sizeof(rows[0])));
+	tcase_add_test(t, test_ports_roundtrip);
+	suite_add_tcase(s, t);
+	r = srunner_create(s);
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed == 0 ? 0 : 1;
+}
