@@ -34,7 +34,7 @@ static int put_addr(uint8_t *p, const struct sockaddr *sa)
 socklen_t tp_relayname_make(struct sockaddr_un *sun,
 			    const struct sockaddr *client,
 			    const struct sockaddr *local,
-			    uint32_t pid, uint32_t serial)
+			    const uint8_t nonce[TP_RELAYNAME_NONCE])
 {
 	uint8_t *p = (uint8_t *)sun->sun_path;
 
@@ -45,8 +45,7 @@ socklen_t tp_relayname_make(struct sockaddr_un *sun,
 	p[11] = (uint8_t)local->sa_family;
 	if (put_addr(p + 12, client) < 0 || put_addr(p + 30, local) < 0)
 		return 0;
-	memcpy(p + 48, &pid, 4);
-	memcpy(p + 52, &serial, 4);
+	memcpy(p + 48, nonce, TP_RELAYNAME_NONCE);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + TP_RELAYNAME_LEN);
 }
 

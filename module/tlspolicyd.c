@@ -40,6 +40,7 @@
 #include "connlimits.h"
 #include "policy.h"
 #include "relay.h"
+#include "relaysock.h"
 #include "tlsctx.h"
 #include "tplog.h"
 #include "util.h"
@@ -111,30 +112,6 @@ static int allowed(uid_t uid)
 		if (d.uids[i] == uid)
 			return 1;
 	return 0;
-}
-
-static int listen_relay(const char *name)
-{
-	struct sockaddr_un sun;
-	unsigned len;
-	int s;
-
-	if (tp_relay_sockaddr(name, &sun, &len) < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -1;
-	if (bind(s, (struct sockaddr *)&sun, (socklen_t)len) < 0 ||
-	    listen(s, 128) < 0) {
-		int e = errno;
-
-		close(s);
-		errno = e;
-		return -1;
-	}
-	return s;
 }
 
 /*
@@ -223,14 +200,6 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len,
 	snprintf(out, len, "%s", ip);
 }
 
-static void reply(int s, int status)
-{
-	struct tp_handoff_reply r = { TP_HANDOFF_MAGIC, status };
-
-	if (send(s, &r, sizeof(r), MSG_NOSIGNAL) != (ssize_t)sizeof(r))
-		tp_log(LOG_WARNING, "action=handoff-reply-failed error=\"%s\"", strerror(errno));
-}
-
 /* take - one hand-off: check it, find the rule, give it to a worker */
 static int take(int tcp, int app)
 {
@@ -263,8 +232,10 @@ static int take(int tcp, int app)
 	atomic_fetch_add(&d.cur->refs, 1);
 	if (tp_worker_add(d.worker[next++ % WORKERS], tcp, app, r, d.ctx[idx], client, d.generation,
 			  gen_release, d.cur) < 0) {
+		int e = errno == EBUSY ? EBUSY : ENOMEM;	/* EBUSY: a connection cap */
+
 		gen_release(d.cur);
-		return ENOMEM;
+		return e;
 	}
 	return 0;
 }
@@ -272,72 +243,28 @@ static int take(int tcp, int app)
 static int reload(void);
 
 /* run_control - a control message: only from root or our own user */
-static void run_control(int s, const struct tp_control *m, const struct ucred *cred)
+static void run_control(const struct tp_control *m, const struct ucred *cred,
+			struct tp_control_reply *r)
 {
-	struct tp_control_reply r = { TP_CONTROL_MAGIC, 0, 0, 0 };
-
 	if (cred->uid != 0 && cred->uid != getuid()) {
 		tp_log(LOG_WARNING, "action=control-refused reason=uid-not-allowed uid=%d pid=%d",
 		       (int)cred->uid, (int)cred->pid);
-		r.status = EPERM;
+		r->status = EPERM;
 	} else if (m->command == TP_CONTROL_RELOAD) {
-		r.status = reload();
+		r->status = reload();
 	} else {
-		r.status = EINVAL;
+		r->status = EINVAL;
 	}
-	r.generation = d.generation;
-	if (send(s, &r, sizeof(r), MSG_NOSIGNAL) != (ssize_t)sizeof(r))
-		tp_log(LOG_WARNING, "action=control-reply-failed error=\"%s\"", strerror(errno));
+	r->generation = d.generation;
 }
 
-/* receive - read one hand-off message and its two descriptors */
-static void receive(int s)
+/* on_tick - the signals' work, on the main thread */
+static void on_tick(void)
 {
-	struct tp_handoff msg;
-	char control[CMSG_SPACE(2 * sizeof(int))];
-	struct iovec iov = { &msg, sizeof(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = control, .msg_controllen = sizeof(control) };
-	struct cmsghdr *cm;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	int fds[2] = { -1, -1 }, status;
-	ssize_t n;
-
-	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || !allowed(cred.uid)) {
-		tp_log(LOG_WARNING, "action=handoff-refused reason=uid-not-allowed uid=%d pid=%d",
-		       (int)cred.uid, (int)cred.pid);
-		reply(s, EPERM);
-		return;
+	if (reloading) {
+		reloading = 0;
+		reload();
 	}
-	struct pollfd pfd = { s, POLLIN, 0 };
-
-	if (poll(&pfd, 1, TP_HANDOFF_TIMEOUT_MS) != 1)
-		return;
-	n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-	if (n == 0)
-		return;		/* connected and closed: a liveness check, not a hand-off */
-	if (n == (ssize_t)sizeof(msg) && msg.magic == TP_CONTROL_MAGIC) {
-		run_control(s, (const struct tp_control *)(const void *)&msg, &cred);
-		return;
-	}
-	cm = CMSG_FIRSTHDR(&mh);
-	if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-	    cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-		memcpy(fds, CMSG_DATA(cm), sizeof(fds));
-	if (n != (ssize_t)sizeof(msg) || msg.magic != TP_HANDOFF_MAGIC || fds[0] < 0 || fds[1] < 0) {
-		tp_log(LOG_WARNING, "action=handoff-refused reason=bad-message pid=%d", (int)cred.pid);
-		status = EPROTO;
-	} else {
-		status = take(fds[0], fds[1]);
-	}
-	if (status != 0) {
-		if (fds[0] >= 0)
-			close(fds[0]);
-		if (fds[1] >= 0)
-			close(fds[1]);
-	}
-	reply(s, status);
 }
 
 static int usage(FILE *f, int rc)
@@ -654,7 +581,7 @@ int main(int argc, char **argv)
 	d.cur->policy = d.policy;
 	d.cur->ctx = d.ctx;
 	atomic_init(&d.cur->refs, 1);
-	ls = listen_relay(tp_policy_relay_socket(d.policy));
+	ls = tp_relaysock_listen(tp_policy_relay_socket(d.policy));
 	if (ls < 0) {
 		tp_log(LOG_ERR, "action=start-failed reason=listen socket=%s error=\"%s\"",
 		       tp_policy_relay_socket(d.policy), strerror(errno));
@@ -681,22 +608,8 @@ int main(int argc, char **argv)
 	}
 	tp_log(LOG_INFO, "action=start socket=%s ports=%zu file=%s generation=%u",
 	       tp_policy_relay_socket(d.policy), tp_policy_rule_count(d.policy), path, d.generation);
-	while (!stopping) {
-		struct pollfd pfd = { ls, POLLIN, 0 };
-		int s;
-
-		if (reloading) {
-			reloading = 0;
-			reload();
-		}
-		if (poll(&pfd, 1, 500) != 1)
-			continue;
-		s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-		if (s < 0)
-			continue;
-		receive(s);
-		close(s);
-	}
+	tp_relaysock_serve(ls, &(const struct tp_relaysock_ops){ allowed, take, run_control, on_tick,
+								 &stopping });
 	tp_log(LOG_INFO, "action=stop");
 	for (int i = 0; i < WORKERS; i++) {
 		tp_worker_stop(d.worker[i]);

@@ -8,16 +8,29 @@
 - silent clients (nothing at all, or STARTTLS and then no handshake, or a
   handshake that stalls): closed after handshake_timeout;
 - tlspolicyd down: fail closed (the shim drops the connection, logs it,
-  the daemon's accept() gets ECONNABORTED and its loop goes on), and
-  service resumes when tlspolicyd is back, on a listener and on the inetd
-  path;
-- 200 concurrent full sessions, half STARTTLS, half implicit TLS.
+  the daemon's accept() gets ECONNABORTED and its loop goes on) and fast
+  (at once when nobody listens, within the hand-off's bound when
+  tlspolicyd hangs), and service resumes when tlspolicyd is back, on a
+  listener and on the inetd path;
+- 200 concurrent full sessions, half STARTTLS, half implicit TLS;
+- the hand-off under the host's signals: a forking server that gets
+  SIGCHLD while it accepts loses none of 300 back-to-back sessions;
+- tlspolicyd's relay socket: a silent allowed peer delays nobody, a
+  message with other than two descriptors is refused and every descriptor
+  it brought closed, and out of descriptors it refuses at once, does not
+  spin and keeps its listener.
 """
 
+import array
 import errno
+import os
 import re
+import signal
 import socket
 import ssl
+import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -253,6 +266,7 @@ class DaemonDownTest(harness.TestCase):
         s.stop_daemon()
         for name in ("submission", "imaps"):
             with self.subTest(port=name):
+                started = time.time()
                 r = s.raw(name)
                 self.assertEqual(r.read_all(), b"", "no plaintext greeting, nothing at all")
                 port = s.ports[name]
@@ -260,6 +274,8 @@ class DaemonDownTest(harness.TestCase):
                                 r'error="Connection refused"$' % port)
                 e = s.wait_for("accept_error", port=port)
                 self.assertEqual(e["errno"], errno.ECONNABORTED, "daemons retry accept() on it")
+                # nobody listens on the name: ECONNREFUSED at once, no wait
+                self.assertLess(e["time"] - started, 0.5, "accept() failed fast")
         self.assertEqual(s.events("connect"), [], "the daemon never got a connection")
         self.assertEqual(s.events("line"), [])
 
@@ -271,6 +287,31 @@ class DaemonDownTest(harness.TestCase):
         c = s.imap_ssl("imaps")
         self.assertEqual(c.login("test", "secret")[0], "OK")
         c.logout()
+
+    def test_hung_tlspolicyd_holds_accept_for_a_bounded_time(self):
+        """tlspolicyd stopped (SIGSTOP) but still listening: the kernel queues
+        the hand-off, nobody answers; the daemon's accept() gets ECONNABORTED
+        after the hand-off's bound (TP_HANDOFF_TIMEOUT_MS, 1 s), not later"""
+        s = self.s
+        os.kill(s.daemon.pid, signal.SIGSTOP)
+        try:
+            started = time.time()
+            r = s.raw("submission")
+            e = s.wait_for("accept_error", port=s.ports["submission"], timeout=5)
+            took = e["time"] - started
+            s.wait_shim_log(r"^<\d+>tlspolicy: port=%d action=close reason=tlspolicyd-timeout "
+                            r"after_ms=1000 interrupted=0 " % s.ports["submission"])
+        finally:
+            os.kill(s.daemon.pid, signal.SIGCONT)
+        self.assertEqual(e["errno"], errno.ECONNABORTED)
+        self.assertGreaterEqual(took, 0.9, "it did wait for tlspolicyd, a little")
+        self.assertLess(took, 2.0, "but no longer than its bound")
+        self.assertEqual(r.read_all(), b"", "never served in plaintext")
+        self.assertEqual(s.events("connect"), [])
+        c = s.smtp("submission")        # tlspolicyd going again: served
+        c.starttls()
+        self.assertEqual(c.login("test", "secret")[0], 235)
+        c.quit()
 
     def test_inetd(self):
         s = harness.Setup({"inetd": ("smtp", "starttls")}, inetd=("inetd",), shim_log=True)
@@ -328,6 +369,223 @@ class ConcurrencyTest(ModuleCase):
         for _, subject in results.values():
             self.assertEqual(sum(1 for m in stored if ("Subject: %s\r\n" % subject).encode() in m), 1)
         self.assertEqual(len(re.findall(r"action=tls version=TLSv1\.3", self.s.log)), self.SESSIONS)
+
+
+# --- the hand-off under the host's signals (issue 9.9) --------------------------
+
+# a forking SMTP-ish server, as Exim is: one child per session, and a
+# SIGCHLD handler in the parent (installed without SA_RESTART, as Python
+# does), so a child that exits interrupts whatever the parent is in,
+# accept() and the shim's hand-off inside it included
+FORKING_SERVER = r'''
+import os, signal, socketserver, sys
+port, done = int(sys.argv[1]), sys.argv[2]
+signal.signal(signal.SIGCHLD, lambda *a: None)
+class Session(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"220 fork.test ESMTP forking\r\n")
+        for line in self.rfile:
+            if line.upper().startswith(b"QUIT"):
+                self.wfile.write(b"221 2.0.0 Bye\r\n")
+                break
+            self.wfile.write(b"250 2.0.0 Ok\r\n")
+        with open(done, "a") as f:
+            f.write("%d\n" % os.getpid())
+class Server(socketserver.ForkingMixIn, socketserver.TCPServer):
+    allow_reuse_address = True
+    block_on_close = False
+    max_children = 1000
+srv = Server(("127.0.0.1", port), Session)
+print("ready", flush=True)
+srv.serve_forever(poll_interval=0.05)
+'''
+
+
+class ForkingServerTest(harness.TestCase):
+    timeout = 180
+    SESSIONS = 300
+
+    def test_sigchld_during_the_handoff_drops_nothing(self):
+        s = harness.Setup({"fork": ("smtp", "opportunistic")}, server=False, shim_log=True)
+        self.addCleanup(s.close)
+        done = os.path.join(s.tmp, "sessions")
+        srv = subprocess.Popen([sys.executable, "-c", FORKING_SERVER, str(s.ports["fork"]), done],
+                               env=harness.preload_env(s.env(**s.server_extra_env)), stdout=subprocess.PIPE,
+                               start_new_session=True)
+        self.addCleanup(harness.stop_process, srv)
+        self.assertEqual(srv.stdout.readline().strip(), b"ready")
+        ok, failed = 0, []
+        for i in range(self.SESSIONS):      # back to back: the last child exits as the next one connects
+            try:
+                r = harness.Raw(socket.create_connection(("127.0.0.1", s.ports["fork"]), 5))
+                self.assertEqual(r.read_line(timeout=5), b"220 fork.test ESMTP forking\r\n")
+                r.sendline("QUIT")
+                self.assertEqual(r.read_line(timeout=5), b"221 2.0.0 Bye\r\n")
+                r.close()
+                ok += 1
+            except (AssertionError, OSError) as e:
+                failed.append("session %d: %s" % (i, e))
+        closes = [l for l in s.shim_log_lines() if "action=close" in l]
+        self.assertEqual(failed, [], "every session served; the shim said: %s" % closes[:5])
+        self.assertEqual(ok, self.SESSIONS)
+        deadline = time.monotonic() + 5
+        while len(harness.Setup._read(done).split()) < self.SESSIONS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(harness.Setup._read(done).split()), self.SESSIONS, "each in a child of its own")
+        self.assertEqual(closes, [], "the shim refused nothing")
+        self.assertEqual(len(re.findall(r"action=relay ", s.log)), self.SESSIONS)
+
+
+# --- tlspolicyd's relay socket (issues 9.11 and 9.12) -----------------------------
+
+HANDOFF_MAGIC, HANDOFF_VERSION = 0x74706831, 2
+
+
+def relay_connect(s):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(5)
+    c.connect("\0" + s.relay_socket[1:])
+    return c
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+class RelaySocketTest(harness.TestCase):
+    timeout = 60
+
+    def setUp(self):
+        harness.require_module()
+        self.s = harness.Setup({"submission": ("smtp", "starttls")})
+        self.addCleanup(self.s.close)
+
+    def session(self):
+        c = self.s.smtp("submission")
+        c.starttls()
+        self.assertEqual(c.login("test", "secret")[0], 235)
+        c.quit()
+
+    def test_silent_allowed_peers_delay_no_one(self):
+        """root (allowed) connects and says nothing, three times: clients are
+        served while those are still connected"""
+        silent = [relay_connect(self.s) for _ in range(3)]
+        for _ in range(3):
+            self.session()
+        for c in silent:
+            c.setblocking(False)
+            with self.assertRaises(BlockingIOError, msg="the silent peer is still connected"):
+                c.recv(1, socket.MSG_PEEK)
+        for c in silent:                # then dropped, at the deadline of its message
+            c.settimeout(5)
+            self.assertEqual(c.recv(16), b"")
+            c.close()
+        self.assertRegex(self.s.log, r"reason=no-message-in-time uid=0 pid=%d" % os.getpid())
+
+    def tcp_pair(self):
+        """a connected TCP socket, as the shim would hand over: (the accepted one, the client)"""
+        with socket.socket() as l:
+            l.bind(("127.0.0.1", 0))
+            l.listen(1)
+            client = socket.create_connection(l.getsockname(), 5)
+            accepted, _ = l.accept()
+        self.addCleanup(client.close)
+        self.addCleanup(accepted.close)
+        return accepted, client
+
+    def relay_name_listener(self, peer, local):
+        l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        def put(a):
+            return b"\0" * 10 + b"\xff\xff" + socket.inet_aton(a[0]) + struct.pack("!H", a[1])
+        l.bind(b"\0tlspolicy\x02" + bytes([socket.AF_INET]) + put(peer) + put(local) + os.urandom(16))
+        l.listen(8)
+        self.addCleanup(l.close)
+        return l
+
+    def test_messages_without_exactly_two_descriptors_are_refused_and_closed(self):
+        s = self.s
+        tcp, client = self.tcp_pair()
+        listener = self.relay_name_listener(client.getsockname(), tcp.getsockname())
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)      # listening, not on a relay name
+        other.bind(b"\0tlspolicy-test-not-a-relay-name-%d" % os.getpid())
+        other.listen(1)
+        self.addCleanup(other.close)
+        rd, wr = os.pipe()
+        self.addCleanup(os.close, rd)
+        self.addCleanup(os.close, wr)
+        rights = lambda *fds: (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))
+        v2 = struct.pack("=IIII", HANDOFF_MAGIC, HANDOFF_VERSION, s.ports["submission"], 0)
+        v1 = struct.pack("=IIII", HANDOFF_MAGIC, 1, s.ports["submission"], 0)
+        cases = [
+            ("no descriptor", v2, []),
+            ("one", v2, [rights(tcp.fileno())]),
+            ("three", v2, [rights(tcp.fileno(), listener.fileno(), rd)]),
+            ("two and one more, in two control messages", v2, [rights(tcp.fileno(), listener.fileno()),
+                                                               rights(wr)]),
+            ("two pipes", v2, [rights(rd, wr)]),
+            ("the listener first", v2, [rights(listener.fileno(), tcp.fileno())]),
+            ("a listener not on a relay name", v2, [rights(tcp.fileno(), other.fileno())]),
+            ("a hand-off of version 1", v1, [rights(tcp.fileno(), listener.fileno())]),
+            ("half a message", v2[:8], [rights(tcp.fileno(), listener.fileno())]),
+        ]
+        pid = s.daemon.pid
+        for name, msg, anc in cases:
+            with self.subTest(case=name):
+                before = open_fds(pid)
+                c = relay_connect(s)
+                c.sendmsg([msg], anc)
+                magic, status = struct.unpack("=Ii", c.recv(8))
+                self.assertEqual(c.recv(8), b"", "then tlspolicyd hangs up")
+                c.close()
+                self.assertEqual(magic, HANDOFF_MAGIC)
+                self.assertEqual(status, errno.EPROTO, "refused")
+                self.assertEqual(open_fds(pid), before, "every descriptor it brought is closed")
+        self.assertEqual(len(re.findall(r"action=handoff-refused reason=bad-message uid=0 ", s.log)), len(cases))
+        self.assertNotIn("action=relay", s.log, "none of them was relayed")
+        self.session()                  # and tlspolicyd serves on
+
+
+class DescriptorExhaustionTest(harness.TestCase):
+    """tlspolicyd out of descriptors (RLIMIT_NOFILE lowered under it)"""
+
+    timeout = 90
+
+    def test_refuses_at_once_without_spinning_and_recovers(self):
+        s = harness.Setup({"mx": ("smtp", "opportunistic")}, shim_log=True)
+        self.addCleanup(s.close)
+        pid = s.daemon.pid
+        rc, out, err = harness.run(["prlimit", "--pid", str(pid), "--nofile=40:40"])
+        self.assertEqual(rc, 0, err)
+        idle = []
+        for _ in range(40):                 # two descriptors each in tlspolicyd, until there are none
+            r = s.raw("mx")
+            got = r.read_for(0.5)
+            if got != SMTP_GREETING:
+                break
+            idle.append(r)
+        self.assertEqual(got, b"", "refused, nothing served")
+        self.assertLess(len(idle), 40, "tlspolicyd did run out")
+        s.wait_shim_log(r"action=close reason=tlspolicyd-refused error=\"Too many open files\"")
+
+        def cpu():
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        used = cpu()
+        for _ in range(10):                 # refused, each at once
+            started = time.monotonic()
+            r = s.raw("mx")
+            self.assertEqual(r.read_all(timeout=3), b"")
+            self.assertLess(time.monotonic() - started, 0.9, "refused at once, not at the shim's deadline")
+            time.sleep(0.1)
+        self.assertLess(cpu() - used, 0.5, "tlspolicyd did not spin")
+        self.assertLessEqual(len(re.findall(r"reason=out-of-descriptors", s.log)), 3,
+                             "logged once, then counted")
+        for r in idle:
+            r.close()
+        time.sleep(0.5)
+        r = s.raw("mx")                     # the listener was kept: served again
+        self.assertEqual(r.read_line(), SMTP_GREETING)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /*
  * check_handoff.c - unit tests of what the shim and tlspolicyd agree on
- * (Check): the ports file (published.h)
+ * (Check): the ports file (published.h), relay names (relayname.h) and
+ * the rate limit of refusal logs (ratelimit.h)
  *
  * Table-driven: one row per ports file, with the error it must give or the
  * address:port pairs it must and must not manage.
@@ -15,6 +16,8 @@
 #include <string.h>
 
 #include "published.h"
+#include "ratelimit.h"
+#include "relayname.h"
 
 /* sa - "1.2.3.4:25", "[::1]:25" as a sockaddr */
 static const struct sockaddr *sa(const char *text, struct sockaddr_storage *ss)
@@ -122,6 +125,59 @@ START_TEST(test_ports_roundtrip)
 }
 END_TEST
 
+/* a name carries both addresses; two names for one connection differ */
+START_TEST(test_relayname)
+{
+	struct sockaddr_storage c, l, out;
+	struct sockaddr_un n1, n2;
+	uint8_t nonce[TP_RELAYNAME_NONCE] = { 1 };
+	socklen_t len1, len2, olen;
+	char ip[INET6_ADDRSTRLEN];
+
+	len1 = tp_relayname_make(&n1, sa("192.0.2.7:40000", &c), sa("127.0.0.1:587", &l), nonce);
+	nonce[0] = 2;
+	len2 = tp_relayname_make(&n2, (struct sockaddr *)&c, (struct sockaddr *)&l, nonce);
+	ck_assert_int_eq(len1, offsetof(struct sockaddr_un, sun_path) + TP_RELAYNAME_LEN);
+	ck_assert_int_eq(len1, len2);
+	ck_assert_int_ne(memcmp(&n1, &n2, len1), 0);
+	ck_assert_int_eq(tp_relayname_parse(&n1, len1, 0, &out, &olen), 1);
+	ck_assert_int_eq(out.ss_family, AF_INET);
+	inet_ntop(AF_INET, &((struct sockaddr_in *)&out)->sin_addr, ip, sizeof(ip));
+	ck_assert_str_eq(ip, "192.0.2.7");
+	ck_assert_int_eq(ntohs(((struct sockaddr_in *)&out)->sin_port), 40000);
+	ck_assert_int_eq(tp_relayname_parse(&n1, len1, 1, &out, &olen), 1);
+	ck_assert_int_eq(ntohs(((struct sockaddr_in *)&out)->sin_port), 587);
+	ck_assert_int_eq(tp_relayname_parse(&n1, len1 - 1, 0, &out, &olen), 0);
+	n1.sun_path[10] = 1;		/* another layout's magic */
+	ck_assert_int_eq(tp_relayname_parse(&n1, len1, 0, &out, &olen), 0);
+}
+END_TEST
+
+/* the first per uid in full; the rest counted, summarised once per interval */
+START_TEST(test_ratelimit)
+{
+	struct tp_ratelimit rl = { 0 };
+	pid_t pid;
+	uid_t uid;
+	time_t t = 1000;
+
+	ck_assert_int_eq(tp_ratelimit_admit(&rl, 10, 65534, t), 1);
+	ck_assert_int_eq(tp_ratelimit_admit(&rl, 11, 65534, t), 0);
+	ck_assert_int_eq(tp_ratelimit_admit(&rl, 12, 1000, t), 1);	/* another uid: news */
+	for (int i = 0; i < 100; i++)
+		ck_assert_int_eq(tp_ratelimit_admit(&rl, 13, 65534, t + 1), 0);
+	ck_assert_uint_eq(tp_ratelimit_due(&rl, t + 1, &pid, &uid), 0);	/* not yet */
+	ck_assert_uint_eq(tp_ratelimit_due(&rl, t + TP_RATELIMIT_INTERVAL, &pid, &uid), 101);
+	ck_assert_int_eq(pid, 13);
+	ck_assert_int_eq(uid, 65534);
+	ck_assert_uint_eq(tp_ratelimit_due(&rl, t + TP_RATELIMIT_INTERVAL, &pid, &uid), 0);
+	ck_assert_int_eq(tp_ratelimit_admit(&rl, 14, 65534, t + TP_RATELIMIT_INTERVAL), 0);
+	/* a quiet interval with nothing left to say: the next one is news again */
+	ck_assert_uint_eq(tp_ratelimit_due(&rl, t + 3 * TP_RATELIMIT_INTERVAL, &pid, &uid), 1);
+	ck_assert_int_eq(tp_ratelimit_admit(&rl, 15, 65534, t + 5 * TP_RATELIMIT_INTERVAL), 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handoff");
@@ -131,6 +187,8 @@ int main(void)
 
 	tcase_add_loop_test(t, test_ports_rows, 0, (int)(sizeof(rows) / sizeof(rows[0])));
 	tcase_add_test(t, test_ports_roundtrip);
+	tcase_add_test(t, test_relayname);
+	tcase_add_test(t, test_ratelimit);
 	suite_add_tcase(s, t);
 	r = srunner_create(s);
 	srunner_run_all(r, CK_NORMAL);
