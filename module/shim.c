@@ -28,6 +28,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -779,17 +781,63 @@ refuse:
 	return -1;
 }
 
+/* same_socket - is fd open on the socket st describes? */
+static int same_socket(int fd, const struct stat *st)
+{
+	struct stat s;
+
+	return fstat(fd, &s) == 0 && s.st_dev == st->st_dev && s.st_ino == st->st_ino;
+}
+
+/* put_over - dup2 with onto fd, keeping fd's close-on-exec flag */
+static void put_over(int with, int fd)
+{
+	int cloexec = fcntl(fd, F_GETFD);
+
+	dup3(with, fd, cloexec >= 0 && (cloexec & FD_CLOEXEC) ? O_CLOEXEC : 0);
+}
+
+/*
+ * replace_everywhere - every descriptor of this process open on the
+ * socket st describes becomes with: inetd passes the client as 0, 1 and 2,
+ * and a daemon's stderr on the raw socket would reach the client in
+ * plaintext.  From /proc/self/fd, else every number below the fd limit.
+ */
+static void replace_everywhere(const struct stat *st, int with)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct rlimit rl;
+	struct dirent *e;
+
+	if (dir != NULL) {
+		while ((e = readdir(dir)) != NULL) {
+			int fd = atoi(e->d_name);
+
+			if (e->d_name[0] != '.' && fd != dirfd(dir) && fd != with && same_socket(fd, st))
+				put_over(with, fd);
+		}
+		closedir(dir);
+		return;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > 65536)
+		rl.rlim_cur = 65536;
+	for (int fd = 0; fd < (int)rl.rlim_cur; fd++)
+		if (fd != with && same_socket(fd, st))
+			put_over(with, fd);
+}
+
 /*
  * inherited_connection - inetd, or systemd with Accept=yes, starts the
- * daemon with the client's connection on fd 0 (and often fd 1): relay it
- * as if it had been accepted here.
+ * daemon with the client's connection on fd 0 (and often 1 and 2): relay
+ * it as if it had been accepted here, or, if refused, leave the process
+ * nothing of it but /dev/null.
  */
 static void inherited_connection(void)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	struct stat s0, s1;
-	int type, d;
+	struct stat s0;
+	int type, d, in;
 	socklen_t tlen = sizeof(type);
 
 	if (fstat(0, &s0) < 0 || !S_ISSOCK(s0.st_mode) ||
@@ -797,32 +845,22 @@ static void inherited_connection(void)
 	    real.getpeername(0, (struct sockaddr *)&ss, &len) < 0 ||
 	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
 		return;
-	int same1 = fstat(1, &s1) == 0 && s1.st_ino == s0.st_ino && s1.st_dev == s0.st_dev;
-	int in = dup(0);
-
+	in = fcntl(0, F_DUPFD_CLOEXEC, 3);
 	if (in < 0)
 		return;
-	d = relay(in, NULL, NULL, 0);
+	d = relay(in, NULL, NULL, SOCK_CLOEXEC);
 	if (d == in) {
 		close(in);	/* not a managed address:port: left as it was */
 		return;
 	}
 	if (d < 0) {
 		/* refused: the daemon must not serve the client in plaintext */
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
 		shutdown(0, SHUT_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			if (same1)
-				dup2(null, 1);
-			close(null);
-		}
-		return;
+		d = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (d < 0)
+			return;		/* shut down: nothing more crosses it */
 	}
-	dup2(d, 0);
-	if (same1)
-		dup2(d, 1);
+	replace_everywhere(&s0, d);
 	close(d);
 }
 

@@ -15,6 +15,8 @@
 - 200 concurrent full sessions, half STARTTLS, half implicit TLS;
 - the hand-off under the host's signals: a forking server that gets
   SIGCHLD while it accepts loses none of 300 back-to-back sessions;
+- an inetd service whose stderr is the client's socket: on an implicit-TLS
+  port nothing it writes there reaches the client in plaintext;
 - tlspolicyd's relay socket: a silent allowed peer delays nobody, a
   message with other than two descriptors is refused and every descriptor
   it brought closed, and out of descriptors it refuses at once, does not
@@ -434,6 +436,63 @@ class ForkingServerTest(harness.TestCase):
         self.assertEqual(len(harness.Setup._read(done).split()), self.SESSIONS, "each in a child of its own")
         self.assertEqual(closes, [], "the shim refused nothing")
         self.assertEqual(len(re.findall(r"action=relay ", s.log)), self.SESSIONS)
+
+
+# --- inetd with the socket on stderr (issue 9.10) -------------------------------
+
+# what inetd starts, with the client's socket on 0, 1 and 2: a line to
+# stderr first, as a daemon's diagnostics go, then a greeting
+INETD_SERVICE = r'''
+import os
+os.write(2, b"PLAINTEXT-ON-STDERR diagnostic\r\n")
+os.write(1, b"220 inetd.test ESMTP\r\n")
+while os.read(0, 4096):
+    os.write(1, b"221 2.0.0 Bye\r\n")
+'''
+
+
+class InetdStderrTest(harness.TestCase):
+    timeout = 60
+
+    def setUp(self):
+        harness.require_module()
+        self.s = harness.Setup({"smtps": ("smtp", "implicit")}, server=False, shim_log=True)
+        self.addCleanup(self.s.close)
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.s.ports["smtps"]))
+        self.lsock.listen(8)
+        self.addCleanup(self.lsock.close)
+
+    def serve_one(self):
+        """inetd: accept one connection, start the service on it as 0, 1 and 2"""
+        conn, _ = self.lsock.accept()
+        with conn:
+            p = subprocess.Popen([sys.executable, "-c", INETD_SERVICE], stdin=conn, stdout=conn, stderr=conn,
+                                 env=harness.preload_env(self.s.env(**self.s.server_extra_env)),
+                                 start_new_session=True)
+        self.addCleanup(harness.stop_process, p)
+        return p
+
+    def test_stderr_on_the_socket_never_reaches_the_client_in_plaintext(self):
+        r = harness.Raw(socket.create_connection(("127.0.0.1", self.s.ports["smtps"]), 5))
+        self.serve_one()
+        self.assertEqual(r.read_for(1.5), b"", "on an implicit-TLS port, nothing before the handshake")
+        r.close()
+
+        r = harness.Raw(socket.create_connection(("127.0.0.1", self.s.ports["smtps"]), 5), self.s.ssl_context)
+        self.serve_one()
+        r.starttls()
+        got = r.read_until(b"220 inetd.test ESMTP\r\n")
+        self.assertIn(b"PLAINTEXT-ON-STDERR", got, "its stderr is the relayed socket: inside TLS")
+
+    def test_refused_inherited_socket_leaves_nothing_open(self):
+        self.s.stop_daemon()
+        r = harness.Raw(socket.create_connection(("127.0.0.1", self.s.ports["smtps"]), 5))
+        p = self.serve_one()
+        self.assertEqual(r.read_all(), b"", "refused: no byte, not even from stderr")
+        self.s.wait_shim_log(r"reason=tlspolicyd-unreachable")
+        p.wait(5)
 
 
 # --- tlspolicyd's relay socket (issues 9.11 and 9.12) -----------------------------
