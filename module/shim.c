@@ -22,9 +22,10 @@
  * threads, no forks, no exit, no signal handlers, nothing written to the
  * host's stdout or stderr, errors to syslog (facility mail, prefix
  * "tlspolicy:"), every blocking call retried on EINTR within its time (the
- * host's signal handlers are not ours), and fail closed: if the policy
- * cannot be read, or tlspolicyd cannot take a connection, the connection
- * is closed, never served in plaintext.
+ * host's signal handlers are not ours), environment read with
+ * secure_getenv() only (a setuid host's environment is its caller's), and
+ * fail closed: if the policy cannot be read, or tlspolicyd cannot take a
+ * connection, the connection is closed, never served in plaintext.
  */
 #include "config.h"
 
@@ -130,7 +131,7 @@ static struct {
  */
 static int log_connect(void)
 {
-	const char *path = getenv("TLSPOLICY_SYSLOG_SOCKET");
+	const char *path = secure_getenv("TLSPOLICY_SYSLOG_SOCKET");
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int s;
 
@@ -223,7 +224,7 @@ static void log_line(int prio, const char *fmt, ...)
 		close(s);
 		return;
 	}
-	if (getenv("TLSPOLICY_SYSLOG_SOCKET") == NULL)
+	if (secure_getenv("TLSPOLICY_SYSLOG_SOCKET") == NULL)
 		syslog(LOG_MAIL | prio, "%s", msg);
 }
 

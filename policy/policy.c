@@ -65,7 +65,7 @@ struct tp_policy {
 
 const char *tp_policy_default_path(void)
 {
-	const char *env = getenv("TLSPOLICY_CONF");
+	const char *env = secure_getenv("TLSPOLICY_CONF");
 
 	if (env != NULL && env[0] != '\0')
 		return env;
@@ -101,7 +101,7 @@ int tp_relay_sockaddr(const char *name, struct sockaddr_un *sa, unsigned *len_r)
 
 const char *tp_policy_rundir(void)
 {
-	const char *env = getenv("TLSPOLICY_RUNDIR");
+	const char *env = secure_getenv("TLSPOLICY_RUNDIR");
 
 	return env != NULL && *env ? env : "/run/tlspolicy";
 }

@@ -57,7 +57,9 @@ enum {
 
 /*
  * tp_policy_default_path - $TLSPOLICY_CONF, else the installed
- * /etc/tlspolicy/tlspolicy.conf
+ * /etc/tlspolicy/tlspolicy.conf.  Read with secure_getenv(): the shim
+ * runs this inside setuid and file-capability programs too, whose
+ * environment is their unprivileged caller's.
  */
 const char *tp_policy_default_path(void);
 
@@ -152,7 +154,7 @@ int tp_rule_check_session(const struct tp_rule *r, unsigned version, unsigned su
 #define TP_PUBLISHED_PORTS "ports"
 #define TP_PUBLISHED_GENERATION "generation"
 
-/* tp_policy_rundir - $TLSPOLICY_RUNDIR, else /run/tlspolicy */
+/* tp_policy_rundir - $TLSPOLICY_RUNDIR (secure_getenv()), else /run/tlspolicy */
 const char *tp_policy_rundir(void);
 
 /*

@@ -19,6 +19,10 @@ test server, and the real Postfix (issue 9, items 1, 3, 4 and 13):
   getpeername() and getsockname() give the real UNIX answer.
 - log flooding: `nobody` hammering relay_socket, and a squatter refusing
   many clients, leave a bounded number of log lines that say how many.
+- the environment of a secure-execution process (a file-capability
+  program run by nobody: AT_SECURE) is its unprivileged caller's: the
+  shim ignores TLSPOLICY_CONF, TLSPOLICY_RUNDIR and TLSPOLICY_SYSLOG_SOCKET
+  there (issue 9.18).
 """
 
 import errno
@@ -251,6 +255,25 @@ while time.monotonic() < end:
     c.close()
 with open(out, "w") as f:
     json.dump({"connections": n}, f)
+'''
+
+
+# dlopen()s the shim, as a preload would load it: in a program with file
+# capabilities, run by nobody, that is a secure-execution process
+SECURE_PROGRAM = r'''
+#include <dlfcn.h>
+#include <stdio.h>
+#include <sys/auxv.h>
+int main(int argc, char **argv)
+{
+	printf("AT_SECURE=%lu\n", getauxval(AT_SECURE));
+	fflush(stdout);
+	if (argc < 2 || dlopen(argv[1], RTLD_NOW) == NULL) {
+		printf("dlopen: %s\n", dlerror());
+		return 2;
+	}
+	return 0;
+}
 '''
 
 
@@ -535,3 +558,53 @@ class HammerTest(TrustCase):
         self.assertLessEqual(len(lines), 6, "one line, then a summary per 5 s")
         self.assertLessEqual(s.log.count("\n") - before, 12, "the log grew by a bounded number of lines")
 
+
+class SecureExecutionTest(TrustCase):
+    """the shim in a secure-execution process reads none of its variables"""
+
+    def setUp(self):
+        super().setUp()
+        harness.require("cc", "setcap")
+        self.dir = tempfile.mkdtemp(prefix="tlspolicy-secure-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        os.chmod(self.dir, 0o755)
+        src = os.path.join(self.dir, "prog.c")
+        with open(src, "w") as f:
+            f.write(SECURE_PROGRAM)
+        self.plain_prog = os.path.join(self.dir, "plain")
+        self.secure_prog = os.path.join(self.dir, "secure")
+        rc, out, err = harness.run(["cc", "-o", self.plain_prog, src, "-ldl"], timeout=60)
+        self.assertEqual(rc, 0, err)
+        shutil.copy(self.plain_prog, self.secure_prog)
+        rc, out, err = harness.run(["setcap", "cap_net_bind_service=ep", self.secure_prog])
+        self.assertEqual(rc, 0, err)
+        self.log_path = os.path.join(self.dir, "syslog.sock")
+        self.log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.log.bind(self.log_path)
+        os.chmod(self.log_path, 0o666)
+        self.log.settimeout(2)
+        self.addCleanup(self.log.close)
+
+    def run_as_nobody(self, prog):
+        # an invalid policy, so that the shim has something to say, and where
+        env = dict(os.environ, TLSPOLICY_CONF=os.path.join(self.dir, "no-such-policy.conf"),
+                   TLSPOLICY_RUNDIR=self.dir, TLSPOLICY_SYSLOG_SOCKET=self.log_path)
+        env.pop("LD_PRELOAD", None)
+        rc, out, err = harness.run(NOBODY + [prog, harness.SHIM], env=env)
+        self.assertEqual(rc, 0, out + err)
+        return out
+
+    def said(self):
+        try:
+            return self.log.recv(4096).decode(errors="replace")
+        except socket.timeout:
+            return None
+
+    def test_variables_are_ignored_under_at_secure(self):
+        self.assertIn("AT_SECURE=0", self.run_as_nobody(self.plain_prog))
+        line = self.said()
+        self.assertIsNotNone(line, "an ordinary process: the shim logs where it is told")
+        self.assertIn("file=%s" % os.path.join(self.dir, "no-such-policy.conf"), line, "and reads that policy")
+
+        self.assertIn("AT_SECURE=1", self.run_as_nobody(self.secure_prog))
+        self.assertIsNone(self.said(), "under AT_SECURE the caller's TLSPOLICY_SYSLOG_SOCKET is not used")
