@@ -336,11 +336,16 @@ class ConcurrencyTest(ModuleCase):
 
     def session(self, i, results):
         subject = "concurrent %d %s" % (i, unique("m"))
+        # 200 clients, not one: a single address may hold at most
+        # max_connections_per_client (50) at once (test_limits.py)
+        source = "127.0.%d.%d" % (1 + i // 250, 1 + i % 250)
         try:
             if i % 2:
-                c = harness.SMTP_SSL(self.s.ports["smtps"], "127.0.0.1", self.s.ssl_context, timeout=60)
+                c = harness.SMTP_SSL(self.s.ports["smtps"], "127.0.0.1", self.s.ssl_context, timeout=60,
+                                     source=source)
             else:
-                c = harness.SMTP(self.s.ports["submission"], "127.0.0.1", self.s.ssl_context, timeout=60)
+                c = harness.SMTP(self.s.ports["submission"], "127.0.0.1", self.s.ssl_context, timeout=60,
+                                 source=source)
                 c.starttls()
             try:
                 c.login("test", "secret")
