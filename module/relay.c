@@ -678,8 +678,8 @@ static int read_client(struct conn *c)
 		c->quiet_deadline = c->last + c->rule->plaintext_timeout;
 	memset(&out, 0, sizeof(out));
 	rc = tp_filter_client(c->filter, data, (size_t)n, &out);
-	explicit_bzero(data, (size_t)n);
 	apply(c, &out, rc);
+	explicit_bzero(data, (size_t)n);
 	return 1;
 }
 
@@ -702,8 +702,8 @@ static int read_app(struct conn *c)
 	c->last = time(NULL);
 	memset(&out, 0, sizeof(out));
 	rc = tp_filter_server(c->filter, data, (size_t)n, &out);
-	explicit_bzero(data, (size_t)n);
 	apply(c, &out, rc);
+	explicit_bzero(data, (size_t)n);
 	return 1;
 }
 
