@@ -496,6 +496,8 @@ void tp_relaysock_serve(int ls, const struct tp_relaysock_ops *ops)
 		int accepting = loop.n < TP_RELAYSOCK_PENDING && now >= loop.backoff_until;
 
 		ops->tick();
+		if (loop.reserve < 0)	/* spent on a refusal, and not had back then */
+			loop.reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		expire(now);
 		summaries();
 		pfd[0] = (struct pollfd){ accepting ? ls : -1, POLLIN, 0 };
