@@ -438,8 +438,8 @@ static int wait_for(struct handoff *h, int fd, short events, int max_ms)
  * first per uid in full, then a count per interval, since any local user
  * can do this as fast as it likes)
  */
-static void impostor(struct tp_ratelimit *rl, const char *what, const struct handoff *h,
-		     pid_t pid, uid_t uid)
+static void impostor(struct tp_ratelimit *rl, const char *what, const char *note,
+		     const struct handoff *h, pid_t pid, uid_t uid)
 {
 	time_t now = now_s();
 	unsigned long n;
@@ -452,8 +452,8 @@ static void impostor(struct tp_ratelimit *rl, const char *what, const struct han
 	n = tp_ratelimit_due(rl, now, &lpid, &luid);
 	pthread_mutex_unlock(&lock);
 	if (full)
-		log_line(LOG_ERR, "tlspolicy: port=%d %s socket=%s pid=%d uid=%d", h->port, what,
-			 h->relay_name, (int)pid, (int)uid);
+		log_line(LOG_ERR, "tlspolicy: port=%d %s note=\"%s\" socket=%s pid=%d uid=%d", h->port, what,
+			 note, h->relay_name, (int)pid, (int)uid);
 	if (n != 0)
 		log_line(LOG_ERR, "tlspolicy: %s socket=%s count=%lu last_pid=%d last_uid=%d "
 			 "note=\"in the last %d s or more, not logged one by one\"", what, h->relay_name,
@@ -530,8 +530,8 @@ static int check_listener(struct handoff *h)
 		return fail(h, "handoff-failed", errno);
 	if (trusted(h, h->daemon.uid))
 		return 0;
-	impostor(&shim.impostors, "action=close reason=impostor note=\"listens on the relay socket, is "
-		 "neither root nor tlspolicyd's user: nothing handed over\"", h, h->daemon.pid, h->daemon.uid);
+	impostor(&shim.impostors, "action=close reason=impostor", "listens on the relay socket, is "
+		 "neither root nor tlspolicyd's user: nothing handed over", h, h->daemon.pid, h->daemon.uid);
 	h->why = "impostor";
 	return -1;
 }
@@ -599,8 +599,8 @@ static int take_app(struct handoff *h)
 			h->app = a;
 			continue;
 		}
-		impostor(&shim.intruders, "action=drop-intruder reason=not-tlspolicyd note=\"connected to "
-			 "a hand-off's relay name: closed, the hand-off goes on\"", h, cred.pid, cred.uid);
+		impostor(&shim.intruders, "action=drop-intruder reason=not-tlspolicyd", "connected to "
+			 "a hand-off's relay name: closed, the hand-off goes on", h, cred.pid, cred.uid);
 		close(a);
 	}
 }
