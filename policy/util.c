@@ -88,6 +88,11 @@ const char *tp_suggest(const char *word, const char *const *candidates,
 	return best_d <= limit ? best : NULL;
 }
 
+/*
+ * buf_reserve - room for more; grown by copy and wipe, not realloc, which
+ * would free the old block unwiped: the filters keep session lines here,
+ * credentials among them (STYLE.md 8)
+ */
 static void buf_reserve(struct tp_buf *b, size_t more)
 {
 	size_t cap;
@@ -98,10 +103,15 @@ static void buf_reserve(struct tp_buf *b, size_t more)
 	cap = b->cap ? b->cap : 128;
 	while (cap < b->len + more + 1)
 		cap *= 2;
-	s = realloc(b->s, cap);
+	s = malloc(cap);
 	if (s == NULL) {
 		b->oom = 1;
 		return;
+	}
+	if (b->s != NULL) {
+		memcpy(s, b->s, b->len + 1);
+		explicit_bzero(b->s, b->cap);
+		free(b->s);
 	}
 	b->s = s;
 	b->cap = cap;
@@ -141,6 +151,8 @@ void tp_buf_addf(struct tp_buf *b, const char *fmt, ...)
 
 void tp_buf_free(struct tp_buf *b)
 {
+	if (b->s != NULL)
+		explicit_bzero(b->s, b->cap);
 	free(b->s);
 	*b = (struct tp_buf){ 0 };
 }

@@ -38,7 +38,10 @@ const char *tp_path_display(const char *path, char *buf, size_t len);
 /* tp_list_has - is word one of the sep-separated words of list? */
 int tp_list_has(const char *list, const char *word, char sep);
 
-/* a growable string; on allocation failure .oom is set and appends stop */
+/*
+ * a growable string; on allocation failure .oom is set and appends stop.
+ * Memory it gives back (growing, tp_buf_free) is wiped first.
+ */
 struct tp_buf {
 	char *s;
 	size_t len, cap;
