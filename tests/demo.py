@@ -17,6 +17,7 @@ starts is stopped at the end.
 import imaplib
 import json
 import os
+import pwd
 import shutil
 import signal
 import smtplib
@@ -71,7 +72,19 @@ def make_cert(tmp):
     return cert, key
 
 
-def write_policy(tmp, ports, cert, key):
+def demo_user():
+    """(name, made): the user tlspolicyd runs as.  As root, a system user of
+    the demo's own, made now and removed at the end (tlspolicyd never handles
+    a connection as root); otherwise the caller, whom tlspolicyd stays"""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.getuid()).pw_name, False
+    name = "tpdemo%d" % os.getpid()
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                    "--shell", "/usr/sbin/nologin", name], check=True)
+    return name, True
+
+
+def write_policy(tmp, ports, cert, key, user):
     """the shipped policy as is, plus a drop-in for the demo's high ports"""
     conf = os.path.join(tmp, "tlspolicy.conf")
     shutil.copy(POLICY, conf)
@@ -81,7 +94,7 @@ def write_policy(tmp, ports, cert, key):
     with open(os.path.join(tmp, "tlspolicy.d", "50-demo.conf"), "w") as f:
         f.write("; the demo: the shipped rules on free high ports, a generated certificate\n"
                 "[global]\ncertificate = %s\nprivate_key = %s\nrelay_socket = @tlspolicy-demo-%d\n"
-                % (cert, key, os.getpid()))
+                "user = %s\n" % (cert, key, os.getpid(), user))
         for name, port in ports.items():
             proto, tls = rules[name]
             f.write("\n; like the shipped %s port\n[port %d]\nprotocol = %s\ntls = %s\n"
@@ -95,7 +108,8 @@ class Demo:
         self.procs = []
         self.ports = {n: free_port() for n in ("submission", "submissions", "imap", "imaps")}
         self.cert, self.key = make_cert(self.tmp)
-        self.conf = write_policy(self.tmp, self.ports, self.cert, self.key)
+        self.user, self.made_user = demo_user()
+        self.conf = write_policy(self.tmp, self.ports, self.cert, self.key, self.user)
         self.record = os.path.join(self.tmp, "received.jsonl")
         self.env = dict(os.environ, TLSPOLICY_CONF=self.conf,
                         TLSPOLICY_RUNDIR=os.path.join(self.tmp, "run"))
@@ -132,6 +146,9 @@ class Demo:
                     os.killpg(p.pid, signal.SIGKILL)
                     p.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.made_user:
+            subprocess.run(["userdel", self.user], check=False)
+            self.made_user = False
 
     def log(self):
         with open(self.daemon_log, errors="replace") as f:
@@ -153,6 +170,8 @@ def step_policy(d):
     step("1. The policy: the shipped hardened default, plus a drop-in moving its rules to high ports")
     for name, port in d.ports.items():
         say("   %-12s -> 127.0.0.1:%d" % (name, port))
+    say("   tlspolicyd runs as %s%s; the shim hands connections to nobody else" %
+        (d.user, " (a system user made for the demo)" if d.made_user else ""))
     r = subprocess.run([CTL, "validate", "--strict", "-c", d.conf], capture_output=True, text=True)
     say("   $ tlspolicyctl validate --strict\n   " + (r.stdout + r.stderr).strip().replace("\n", "\n   "))
     check(r.returncode == 0, "the policy is valid", "tlspolicyctl validate failed")
@@ -290,7 +309,20 @@ def step_probe(d):
               "probe found port %d not compliant: %s" % (port, (r.stdout + r.stderr).strip()[:400]))
 
 
+def running_uid(pid):
+    """the real uid of a running process, from /proc"""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    return None
+
+
 def step_log(d):
+    uid = running_uid(d.procs[0].pid)
+    check(uid == pwd.getpwnam(d.user).pw_uid,
+          "tlspolicyd ran every connection as %s (uid %d), not as root" % (d.user, uid),
+          "tlspolicyd runs as uid %s, not as %s" % (uid, d.user))
     step("8. What tlspolicyd logged (syslog, facility mail, when not run with -f)")
     for line in d.log().splitlines():
         if "action=relay" not in line and "action=end" not in line:
