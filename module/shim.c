@@ -899,27 +899,46 @@ int accept4(int s, struct sockaddr *addr, socklen_t *addrlen, int flags)
 }
 
 /*
+ * peer_is_tlspolicyd - is fd's peer tlspolicyd's end of a relay: a socket
+ * of root or tlspolicyd's user, and unnamed.  The uid alone proves
+ * nothing: SO_PEERCRED of a socket that connected to a listener is the
+ * listener's, so a local user who binds a relay name and connects it to
+ * tlspolicyd's own relay socket, or to any root service's stream socket
+ * (journald's), holds a socket whose peer is "root".  But such a peer is
+ * a listener, and every listener has a name; tlspolicyd's end connects
+ * without one (relaysock.c, connect_app).
+ */
+static int peer_is_tlspolicyd(int fd)
+{
+	struct ucred cred;
+	struct sockaddr_storage peer;
+	socklen_t clen = sizeof(cred), plen = sizeof(peer);
+	long uid = __atomic_load_n(&trusted_uid, __ATOMIC_RELAXED);
+
+	if (real.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+	    (cred.uid != 0 && (uid < 0 || (long)cred.uid != uid)))
+		return 0;
+	return real.getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 &&
+	       peer.ss_family == AF_UNIX && plen == sizeof(sa_family_t);
+}
+
+/*
  * relayed_name - the real address behind a relayed socket, if fd is one:
- * its own name is a relay name and its peer is root or tlspolicyd's user.
- * Anyone can bind a relay name with forged addresses and pass a socket
- * connected to it in by SCM_RIGHTS; only tlspolicyd (or root) can be the
- * peer of one.
+ * its own name is a relay name and its peer is tlspolicyd's end of the
+ * relay.  Anyone can bind a relay name with forged addresses and pass a
+ * socket with it in by SCM_RIGHTS; only tlspolicyd (or root) can be the
+ * unnamed peer of one.
  */
 static int relayed_name(int fd, int want_local, struct sockaddr *addr,
 			socklen_t *addrlen)
 {
 	struct sockaddr_un un;
 	struct sockaddr_storage real_addr;
-	struct ucred cred;
-	socklen_t len = sizeof(un), rlen, clen = sizeof(cred);
-	long uid;
+	socklen_t len = sizeof(un), rlen;
 
 	if (real.getsockname(fd, (struct sockaddr *)&un, &len) < 0 ||
-	    !tp_relayname_parse(&un, len, want_local, &real_addr, &rlen))
-		return 0;
-	uid = __atomic_load_n(&trusted_uid, __ATOMIC_RELAXED);
-	if (real.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
-	    (cred.uid != 0 && (uid < 0 || (long)cred.uid != uid)))
+	    !tp_relayname_parse(&un, len, want_local, &real_addr, &rlen) ||
+	    !peer_is_tlspolicyd(fd))
 		return 0;
 	memcpy(addr, &real_addr, *addrlen < rlen ? *addrlen : rlen);
 	*addrlen = rlen;

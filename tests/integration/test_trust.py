@@ -15,8 +15,10 @@ test server, and the real Postfix (issue 9, items 1, 3, 4 and 13):
   listener it sees, with AUTH ready: the shim keeps only tlspolicyd's own
   connection; the daemon never hears from the spinner.
 - a forged relayed socket (a relay name with made-up addresses, connected
-  to by the forger itself) passed by SCM_RIGHTS into a shimmed process:
-  getpeername() and getsockname() give the real UNIX answer.
+  to by the forger itself, or connected to tlspolicyd's relay socket or a
+  root service's socket so that its SO_PEERCRED is root's) passed by
+  SCM_RIGHTS into a shimmed process: getpeername() and getsockname() give
+  the real UNIX answer.
 - log flooding: `nobody` hammering relay_socket, and a squatter refusing
   many clients, leave a bounded number of log lines that say how many.
 - the environment of a secure-execution process (a file-capability
@@ -195,25 +197,38 @@ save()
 
 # a relay name with made-up addresses (10.9.8.7:1234 -> 10.1.1.1:25),
 # bound and connected to by the forger itself, in both layouts the shim
-# has known: passed by SCM_RIGHTS to the process listening on argv[1]
+# has known; and bound by the forger but connected to a listener of root
+# or tlspolicyd's user, whose SO_PEERCRED it then carries: tlspolicyd's own
+# relay socket (argv[2]) and any root service's stream socket (argv[3],
+# as journald's /run/systemd/journal/stdout is).  All passed by
+# SCM_RIGHTS to the process listening on argv[1].
 FORGER = r'''
 import array, os, socket, struct, sys
 def put(a, port):
     return b"\0" * 10 + b"\xff\xff" + socket.inet_aton(a) + struct.pack("!H", port)
 addrs = put("10.9.8.7", 1234) + put("10.1.1.1", 25)
-names = [b"\0tlspolicy\x02" + bytes([socket.AF_INET]) + addrs + os.urandom(16),
-         b"\0tlspolicy\x01" + bytes([socket.AF_INET]) + addrs + struct.pack("=II", os.getpid(), 1)]
-keep = []
+def forged():
+    return b"\0tlspolicy\x02" + bytes([socket.AF_INET]) + addrs + os.urandom(16)
+names = [forged(), b"\0tlspolicy\x01" + bytes([socket.AF_INET]) + addrs + struct.pack("=II", os.getpid(), 1)]
+keep, passed = [], []
 for name in names:
     l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     l.bind(name)
     l.listen(1)
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     c.connect(name)
-    keep += [l, c, l.accept()[0]]
+    a = l.accept()[0]
+    keep += [l, c, a]
+    passed.append(a)
+for target in ("\0" + sys.argv[2][1:], sys.argv[3]):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.bind(forged())
+    c.connect(target)
+    keep.append(c)
+    passed.append(c)
 v = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 v.connect(sys.argv[1])
-v.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [keep[2].fileno(), keep[5].fileno()]))])
+v.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [p.fileno() for p in passed]))])
 print(v.recv(16).decode(), flush=True)
 '''
 
@@ -513,10 +528,16 @@ class ForgedSocketTest(TrustCase):
         self.addCleanup(harness.stop_process, victim)
         if victim.stdout.readline().strip() != b"ready":
             self.fail("the victim did not start: %r" % victim.communicate(timeout=5)[1])
-        rc, out, err = harness.run(NOBODY + [sys.executable, "-c", FORGER, path])
+        service = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)	# a root service's socket
+        self.addCleanup(service.close)
+        service.bind(os.path.join(d, "service.sock"))
+        os.chmod(os.path.join(d, "service.sock"), 0o777)
+        service.listen(4)
+        rc, out, err = harness.run(NOBODY + [sys.executable, "-c", FORGER, path, self.s.relay_socket,
+                                             os.path.join(d, "service.sock")])
         self.assertEqual(rc, 0, err)
         got = json.loads(victim.stdout.readline())
-        self.assertEqual(len(got), 2, got)
+        self.assertEqual(len(got), 4, got)
         for g in got:
             with self.subTest(name=g["sock"][:30]):
                 self.assertEqual(g["family"], socket.AF_UNIX, "getsockname says what the socket is: %r" % g)
