@@ -827,6 +827,35 @@ static void replace_everywhere(const struct stat *st, int with)
 			put_over(with, fd);
 }
 
+/* inherited_port - the local port of fd 0, or -1 */
+static int inherited_port(void)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+
+	if (real.getsockname(0, (struct sockaddr *)&local, &len) < 0)
+		return -1;
+	return port_of(&local);
+}
+
+/*
+ * inherited_managed - must fd 0 go through tlspolicyd: its address:port
+ * is managed, or the shim knows no good policy (a descriptor table too
+ * full to read the policy in is one way) and so cannot tell it is not
+ */
+static int inherited_managed(void)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	struct handoff h;
+	int managed = 0;
+
+	if (real.getsockname(0, (struct sockaddr *)&local, &len) < 0 ||
+	    handoff_begin(&h, (struct sockaddr *)&local, port_of(&local), &managed) < 0)
+		return 1;
+	return managed;
+}
+
 /*
  * inherited_connection - inetd, or systemd with Accept=yes, starts the
  * daemon with the client's connection on fd 0 (and often 1 and 2): relay
@@ -847,12 +876,20 @@ static void inherited_connection(void)
 	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
 		return;
 	in = fcntl(0, F_DUPFD_CLOEXEC, 3);
-	if (in < 0)
-		return;
-	d = relay(in, NULL, NULL, SOCK_CLOEXEC);
-	if (d == in) {
-		close(in);	/* not a managed address:port: left as it was */
-		return;
+	if (in < 0) {
+		/* no descriptor to relay it with: managed (or unknown) is refused */
+		int err = errno;
+
+		if (!inherited_managed())
+			return;
+		say(LOG_ERR, "no-descriptor", inherited_port(), err);
+		d = -1;
+	} else {
+		d = relay(in, NULL, NULL, SOCK_CLOEXEC);
+		if (d == in) {
+			close(in);	/* not a managed address:port: left as it was */
+			return;
+		}
 	}
 	if (d < 0) {
 		/* refused: the daemon must not serve the client in plaintext */

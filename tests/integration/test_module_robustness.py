@@ -27,6 +27,7 @@ import array
 import errno
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -498,6 +499,27 @@ class InetdStderrTest(harness.TestCase):
         self.assertEqual(r.read_all(), b"", "refused: no byte, not even from stderr")
         self.s.wait_shim_log(r"reason=tlspolicyd-unreachable")
         p.wait(5)
+
+    def test_full_descriptor_table_never_serves_in_plaintext(self):
+        """the service starts with RLIMIT_NOFILE so low that the shim can
+        open nothing (no policy file, no copy of fd 0, no relay): the
+        client's socket is shut down, not left to the service"""
+        for limit in (4, 5, 6):
+            with self.subTest(nofile=limit):
+                r = harness.Raw(socket.create_connection(("127.0.0.1", self.s.ports["smtps"]), 5))
+                conn, _ = self.lsock.accept()
+                with conn:
+                    p = subprocess.Popen(["/bin/sh", "-c", "echo 220 PLAINTEXT; echo 220 PLAINTEXT >&2"],
+                                         stdin=conn, stdout=conn, stderr=conn,
+                                         env=harness.preload_env(self.s.env(**self.s.server_extra_env)),
+                                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                               (limit, limit)),
+                                         start_new_session=True)
+                self.addCleanup(harness.stop_process, p)
+                p.wait(5)
+                got = r.read_all()
+                self.assertNotIn(b"PLAINTEXT", got, "nothing in plaintext on an implicit-TLS port")
+                r.close()
 
 
 # --- tlspolicyd's relay socket (issues 9.11 and 9.12) -----------------------------
