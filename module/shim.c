@@ -287,14 +287,24 @@ static void rundir_open(void)
 	rundir.ino = st.st_ino;
 }
 
-/* read_ports - the ports file into shim.text; its inode, or 0 */
-static ino_t read_ports(void)
+/* out_of_resources - an error that says nothing of the file: try again later */
+static int out_of_resources(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == EINTR;
+}
+
+/*
+ * read_ports - the ports file into shim.text; its inode, or 0 (*transient
+ * set if the process could not open it for want of descriptors or memory)
+ */
+static ino_t read_ports(int *transient)
 {
 	struct stat st;
 	size_t len = 0;
 	ssize_t n = 1;
 	int fd = openat(rundir.fd, TP_PUBLISHED_PORTS, O_RDONLY | O_CLOEXEC);
 
+	*transient = fd < 0 && out_of_resources(errno);
 	if (fd < 0)
 		return 0;
 	while (n > 0 && len < sizeof(shim.text) - 1) {
@@ -314,23 +324,28 @@ static ino_t read_ports(void)
 /*
  * follow_published - read the ports file if reload published a new one
  * since the last look (the lock is held); a broken or missing one leaves
- * things as they are
+ * things as they are.  -1 if a new one is there but cannot be read now
+ * (the daemon is out of descriptors): the policy known is then out of
+ * date, this connection is refused, and the file is read at the next.
  */
-static void follow_published(void)
+static int follow_published(void)
 {
 	struct stat st;
 	char why[128];
 	ino_t ino;
+	int transient;
 
 	if (rundir.fd < 0)
-		return;
+		return 0;
 	if (fstat(rundir.fd, &st) < 0 || st.st_dev != rundir.dev || st.st_ino != rundir.ino) {
 		rundir.fd = -1;		/* the daemon closed it: the number is not ours */
-		return;
+		return 0;
 	}
 	if (fstatat(rundir.fd, TP_PUBLISHED_PORTS, &st, 0) < 0 || st.st_ino == rundir.ports_ino)
-		return;
-	ino = read_ports();
+		return 0;
+	ino = read_ports(&transient);
+	if (transient)
+		return -1;
 	rundir.ports_ino = ino != 0 ? ino : st.st_ino;
 	if (ino != 0 && tp_ports_parse(shim.text, &shim.scratch, why, sizeof(why)) == 0)
 		adopt(&shim.scratch);
@@ -338,6 +353,7 @@ static void follow_published(void)
 		log_line(LOG_ERR, "tlspolicy: action=keep-policy reason=published-ports-unreadable "
 			 "generation=%u error=\"%s\" hint=\"run tlspolicyctl reload again\"",
 			 shim.ports.generation, ino != 0 ? why : "cannot read it whole");
+	return 0;
 }
 
 /* from_policy_file - nothing published: what the policy file says */
@@ -711,8 +727,7 @@ static int handoff_begin(struct handoff *h, const struct sockaddr *local, int po
 	memset(h, 0, sizeof(*h));
 	h->port = port;
 	pthread_mutex_lock(&lock);
-	follow_published();
-	if (shim.ready) {
+	if (follow_published() == 0 && shim.ready) {
 		*managed = tp_ports_match(&shim.ports, local);
 		memcpy(h->relay_name, shim.ports.relay_socket, sizeof(h->relay_name));
 		h->have_uid = shim.ports.have_uid;

@@ -16,7 +16,11 @@
 - the hand-off under the host's signals: a forking server that gets
   SIGCHLD while it accepts loses none of 300 back-to-back sessions;
 - an inetd service whose stderr is the client's socket: on an implicit-TLS
-  port nothing it writes there reaches the client in plaintext;
+  port nothing it writes there reaches the client in plaintext, nor when
+  its descriptor table is too full for the shim to copy or relay it;
+- a daemon out of descriptors at its first accept after a reload that
+  made the port managed: refused, not served under the old generation,
+  and the new generation followed once it has descriptors again;
 - tlspolicyd's relay socket: a silent allowed peer delays nobody, a
   message with other than two descriptors is refused and every descriptor
   it brought closed, and out of descriptors it refuses at once, does not
@@ -520,6 +524,85 @@ class InetdStderrTest(harness.TestCase):
                 got = r.read_all()
                 self.assertNotIn(b"PLAINTEXT", got, "nothing in plaintext on an implicit-TLS port")
                 r.close()
+
+
+# a shimmed server on 127.0.0.1:argv[1]; for each line on stdin it accepts
+# one connection ("tight": with a single descriptor free, as a daemon out
+# of descriptors) and writes a plaintext greeting on it
+TIGHT_SERVER = r'''
+import os, resource, socket, sys
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(8)
+print("ready", flush=True)
+def tight_accept():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(x) for x in os.listdir("/proc/self/fd")) + 16, hard))
+    fill = []
+    try:
+        while True:
+            fill.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(fill.pop())
+    try:
+        return ls.accept()[0]
+    finally:
+        for fd in fill:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+kept = []
+for line in sys.stdin:
+    try:
+        c = tight_accept() if line.strip() == "tight" else ls.accept()[0]
+    except OSError as e:
+        print("refused %s" % e.errno, flush=True)
+        continue
+    c.sendall(b"220 PLAINTEXT\r\n")
+    kept.append(c)
+    print("accepted", flush=True)
+'''
+
+
+class DaemonOutOfDescriptorsTest(harness.TestCase):
+    """a reload makes a port managed; the daemon's first accept after it has
+    no descriptor left to read the new ports file with"""
+
+    timeout = 60
+
+    def test_a_new_generation_it_cannot_read_yet_is_not_ignored(self):
+        harness.require_module()
+        s = harness.Setup({"other": ("smtp", "implicit")}, plain_ports={"p": "smtp"}, server=False,
+                          shim_log=True, publish=True)
+        self.addCleanup(s.close)
+        port = s.ports["p"]
+        srv = subprocess.Popen([sys.executable, "-c", TIGHT_SERVER, str(port)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, env=harness.preload_env(s.env(**s.server_extra_env)),
+                               start_new_session=True)
+        self.addCleanup(harness.stop_process, srv)
+        self.assertEqual(srv.stdout.readline(), b"ready\n")
+
+        def connect(how):
+            r = harness.Raw(socket.create_connection(("127.0.0.1", port), 5))
+            self.addCleanup(r.close)
+            srv.stdin.write(how.encode() + b"\n")
+            srv.stdin.flush()
+            return r, srv.stdout.readline().decode().strip()
+
+        r, said = connect("accept")
+        self.assertEqual((said, r.read_line()), ("accepted", b"220 PLAINTEXT\r\n"), "not managed yet")
+
+        s.policy_sections["port %d" % port] = {"protocol": "smtp", "tls": "implicit"}
+        s.write_policy()
+        s.reload()
+        r, said = connect("tight")
+        self.assertNotIn(b"PLAINTEXT", r.read_for(1.0), "managed now: nothing in plaintext")
+        self.assertEqual(said, "refused %d" % errno.ECONNABORTED, "the policy known is out of date: refused")
+        r, said = connect("accept")
+        self.assertEqual(said, "accepted")
+        self.assertEqual(r.read_for(1.0), b"", "descriptors again: the new generation is followed")
+        s.wait_log(r"port=%d .*mode=implicit" % port)
 
 
 # --- tlspolicyd's relay socket (issues 9.11 and 9.12) -----------------------------
