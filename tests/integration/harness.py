@@ -205,11 +205,58 @@ def _asan_runtime(path):
     return m.group(1) if m else None
 
 
-def preload_env(env):
-    """env with LD_PRELOAD set to the shim (after libasan for a sanitizer build)"""
+def _readable_by_all(path):
+    """can every user read path (and run it, if it is a program)?"""
+    st = os.stat(path)
+    if not st.st_mode & 0o004 or (st.st_mode & 0o100 and not st.st_mode & 0o001):
+        return False
+    d = os.path.dirname(os.path.abspath(path))
+    while True:
+        if not os.stat(d).st_mode & 0o001:
+            return False
+        if d == "/":
+            return True
+        d = os.path.dirname(d)
+
+
+_public = {}
+
+
+def for_others(path):
+    """path, or a copy of it every user can read and run: a test that runs
+    a program as another user (setpriv) hands it the shim, tlspolicyd or the
+    test server, and the tree they come from may be private to root (a
+    clone in a `mktemp -d` directory is mode 0700).  A directory is copied
+    whole.  The copies are removed at exit."""
+    path = os.path.abspath(path)
+    if _readable_by_all(path):
+        return path
+    if path not in _public:
+        top = tempfile.mkdtemp(prefix="tlspolicy-public-")
+        os.chmod(top, 0o755)
+        atexit.register(shutil.rmtree, top, True)
+        dst = os.path.join(top, os.path.basename(path))
+        if os.path.isdir(path):
+            shutil.copytree(path, dst)
+            for root, dirs, files in os.walk(dst):
+                for n in dirs + files:
+                    q = os.path.join(root, n)
+                    os.chmod(q, os.stat(q).st_mode | 0o555 if os.path.isdir(q) else os.stat(q).st_mode | 0o444)
+        else:
+            shutil.copy2(path, dst)
+            os.chmod(dst, os.stat(dst).st_mode | 0o444)
+        os.chmod(top, 0o755)
+        _public[path] = dst
+    return _public[path]
+
+
+def preload_env(env, shim=None):
+    """env with LD_PRELOAD set to the shim (after libasan for a sanitizer
+    build); shim: another path of it (for_others)"""
     env = dict(env)
+    shim = shim or SHIM
     asan = _asan_runtime(SHIM)
-    env["LD_PRELOAD"] = (asan + " " + SHIM) if asan else SHIM
+    env["LD_PRELOAD"] = (asan + " " + shim) if asan else shim
     if asan:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=0")     # CPython is not leak-clean
     return env

@@ -371,8 +371,16 @@ class ReloadTest(harness.TestCase):
         return pwd.getpwnam(name)
 
     def _spawn_as(self, s, pw, cmd, env):
-        return s._spawn(["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups"] + cmd,
-                        env, s.daemon_log_path if cmd[0] == harness.DAEMON else s.server_log_path)
+        """cmd as pw; tlspolicyd, the test server and the shim from where pw can read them"""
+        log = s.daemon_log_path if cmd[0] == harness.DAEMON else s.server_log_path
+        public = {harness.DAEMON: harness.for_others(harness.DAEMON)}
+        if harness.MAILSERVER in cmd:
+            server_dir = harness.for_others(os.path.dirname(os.path.abspath(harness.MAILSERVER)))
+            public[harness.MAILSERVER] = os.path.join(server_dir, os.path.basename(harness.MAILSERVER))
+        if "LD_PRELOAD" in env:
+            env = harness.preload_env(env, harness.for_others(harness.SHIM))
+        return s._spawn(["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups"]
+                        + [public.get(c, c) for c in cmd], env, log)
 
     def _reload_umask_077(self, s):
         old = os.umask(0o077)

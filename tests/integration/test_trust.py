@@ -611,7 +611,7 @@ class SecureExecutionTest(TrustCase):
         env = dict(os.environ, TLSPOLICY_CONF=os.path.join(self.dir, "no-such-policy.conf"),
                    TLSPOLICY_RUNDIR=self.dir, TLSPOLICY_SYSLOG_SOCKET=self.log_path)
         env.pop("LD_PRELOAD", None)
-        rc, out, err = harness.run(NOBODY + [prog, harness.SHIM], env=env)
+        rc, out, err = harness.run(NOBODY + [prog, harness.for_others(harness.SHIM)], env=env)
         self.assertEqual(rc, 0, out + err)
         return out
 
