@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -160,7 +162,8 @@ long tp_limits_count(struct tp_limits *l)
 	return n;
 }
 
-void tp_limits_client_addr(const char *client, char *out)
+/* address_text - the address part of "ADDR:PORT" or "[ADDR]:PORT" */
+static void address_text(const char *client, char *out, size_t size)
 {
 	const char *start = client, *end = strrchr(client, ':');
 	size_t n;
@@ -172,8 +175,29 @@ void tp_limits_client_addr(const char *client, char *out)
 	if (end == NULL || end < start)
 		end = client + strlen(client);
 	n = (size_t)(end - start);
-	if (n >= TP_LIMITS_ADDR_MAX)
-		n = TP_LIMITS_ADDR_MAX - 1;
+	if (n >= size)
+		n = size - 1;
 	memcpy(out, start, n);
 	out[n] = '\0';
+}
+
+void tp_limits_client_addr(const char *client, char *out)
+{
+	struct in6_addr a6;
+	char text[TP_LIMITS_ADDR_MAX];
+
+	address_text(client, text, sizeof(text));
+	if (inet_pton(AF_INET6, text, &a6) != 1) {
+		memcpy(out, text, sizeof(text));
+		return;
+	}
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		/* a dual-stack listener's IPv4 client is the same client */
+		inet_ntop(AF_INET, &a6.s6_addr[12], out, TP_LIMITS_ADDR_MAX);
+		return;
+	}
+	/* one site gets a /64 (RFC 6177): counted as one client */
+	memset(&a6.s6_addr[8], 0, 8);
+	inet_ntop(AF_INET6, &a6, out, TP_LIMITS_ADDR_MAX - 3);
+	strcat(out, "/64");
 }

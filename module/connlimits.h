@@ -47,8 +47,11 @@ void tp_limits_release(struct tp_limits *l, const char *addr);
 long tp_limits_count(struct tp_limits *l);
 
 /*
- * tp_limits_client_addr - the address part of a client "ADDR:PORT" or
- * "[ADDR]:PORT", into out (TP_LIMITS_ADDR_MAX bytes)
+ * tp_limits_client_addr - what a client "ADDR:PORT" or "[ADDR]:PORT" is
+ * counted as, into out (TP_LIMITS_ADDR_MAX bytes): an IPv4 address as
+ * it is, also when a dual-stack listener saw it as ::ffff:a.b.c.d; an
+ * IPv6 address as its /64 ("2001:db8:1:2::/64"), since one site holds a
+ * whole /64 and could otherwise take every connection
  */
 void tp_limits_client_addr(const char *client, char *out);
 

@@ -184,11 +184,13 @@ const struct tp_key tp_keys[TP_KEY_COUNT] = {
 	[TP_KEY_MAX_CONNECTIONS_PER_CLIENT] = {
 		"max_connections_per_client", TP_TYPE_COUNT, TP_SCOPE_GLOBAL, "50", NULL,
 		1, 1048576, NULL, NULL,
-		"connections tlspolicyd relays at once from one client address",
-		"The most connections tlspolicyd relays at once from one client IP "
-		"address, so that one address holding idle connections cannot exhaust "
-		"it for everybody (Postfix's smtpd_client_connection_count_limit plays "
-		"the same part). Only in [global].",
+		"connections tlspolicyd relays at once from one client address (IPv6: per /64)",
+		"The most connections tlspolicyd relays at once from one client: one "
+		"IPv4 address (also when a dual-stack listener sees it as "
+		"::ffff:a.b.c.d), or one IPv6 /64, the block one site holds (RFC 6177). "
+		"One client holding idle connections then cannot exhaust tlspolicyd for "
+		"everybody (Postfix's smtpd_client_connection_count_limit plays the same "
+		"part). Only in [global].",
 	},
 	[TP_KEY_PLAINTEXT_TIMEOUT] = {
 		"plaintext_timeout", TP_TYPE_SECONDS, TP_SCOPE_ANY, "300", NULL,
