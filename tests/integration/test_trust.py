@@ -484,13 +484,21 @@ class SpinnerTest(TrustCase):
         s = self.s
         sp = Attacker(self, SPINNER, "{out}", plain("test", "secret"))
         sp.wait_report("running")
-        os.kill(s.daemon.pid, signal.SIGSTOP)
-        try:
-            r = s.raw("submission")
-            got = sp.wait_report("a connection to the relay name", timeout=0.8,
-                                 until=lambda rep: rep["connected"] >= 1)
-        finally:
-            os.kill(s.daemon.pid, signal.SIGCONT)
+        # the name lives less than the shim's 1 s hand-off: on a loaded machine
+        # the spinner may miss one, so it gets a few clients to try on
+        for attempt in range(1, 6):
+            os.kill(s.daemon.pid, signal.SIGSTOP)
+            try:
+                r = s.raw("submission")
+                got = sp.wait_report("a connection to the relay name", timeout=0.8,
+                                     until=lambda rep: rep["connected"] >= 1)
+                break
+            except AssertionError:
+                if attempt == 5:
+                    raise
+                r.close()
+            finally:
+                os.kill(s.daemon.pid, signal.SIGCONT)
         try:
             greeting = r.read_line()
         except AssertionError as e:
@@ -507,7 +515,8 @@ class SpinnerTest(TrustCase):
         self.assertNotIn(b"AUTH", r.read_until(SMTP_REPLY), "the filter is between the client and the daemon")
         r.sendline("QUIT")
         r.read_line()
-        self.assertEqual(len(s.events("connect")), 1, "one connection reached the daemon: the client's")
+        self.assertLessEqual(len(s.events("connect")), attempt,
+                             "no connection reached the daemon but the clients'")
 
 
 class ForgedSocketTest(TrustCase):
